@@ -1,0 +1,9 @@
+/* segrl.h — umbrella header: credit assignment for RL on language models.
+ * Include this, link segrl::segrl (CMake) or `pkg-config --libs segrl`. */
+#ifndef SEGRL_H
+#define SEGRL_H
+
+#include "segrl/core.h"
+#include "segrl/advantage.h"
+
+#endif /* SEGRL_H */
