@@ -15,24 +15,25 @@ static inline int64_t sg_gid(const sg_outcome_args *a, int64_t b) {
                                             : ((const int64_t *)a->gidx)[b];
 }
 
-/* R and len of every sequence */
+/* R and len of every sequence. A token-reward sum uses four f64 accumulators by position mod 4,
+ * so padded and packed layouts (same positions) add in the same order. */
 static void sg_outcome_inputs(const sg_geom *g, const sg_outcome_args *a, sg_outcome_ws ws) {
-    uint8_t m[SG_CHUNK];
+    /* only OPO's baseline and REINFORCE++'s token whitening weigh sequences by length */
+    const int need_len = a->op == SEGRL_OP_OPO || a->op == SEGRL_OP_REINFORCE_PP_BASELINE;
     for (int64_t b = 0; b < g->B; b++) {
         int64_t n; /* the sequence length does not depend on the tensor asked */
         const int64_t s = sg_seq(g, a->token_rewards, b, &n);
-        const float *r = a->scores ? NULL : sg_f32(a->token_rewards, s);
-        double cnt = 0, sum = 0;
-        for (int64_t beg = 0; beg < n; beg += SG_CHUNK) {
-            int64_t len = n - beg < SG_CHUNK ? n - beg : SG_CHUNK;
-            sg_mask_chunk(g, a->mask, b, beg, len, m);
-            for (int64_t t = 0; t < len; t++) {
-                cnt += m[t];
-                if (r && m[t]) sum += r[beg + t];
-            }
+        ws.len[b] = need_len ? (double)sg_count_valid(g, a->mask, b, n) : 0.0;
+        if (a->scores) {
+            ws.R[b] = (double)a->scores[b];
+            continue;
         }
-        ws.len[b] = cnt;
-        ws.R[b] = a->scores ? (double)a->scores[b] : sum;
+        const float *r = sg_f32(a->token_rewards, s);
+        double acc[4] = {0, 0, 0, 0};
+        SG_WITH_MASK(a->mask, sg_mask_slot(g, a->mask, b), P,
+                     for (int64_t t = 0; t < n; t++) acc[t & 3] += P[t] != 0 ? (double)r[t] : 0.0,
+                     for (int64_t t = 0; t < n; t++) acc[t & 3] += (double)r[t])
+        ws.R[b] = (acc[0] + acc[1]) + (acc[2] + acc[3]);
     }
 }
 
@@ -147,15 +148,9 @@ void sg_cpu_outcome(const sg_geom *g, const sg_outcome_args *a, sg_outcome_ws ws
     }
     if (out_seq)
         for (int64_t b = 0; b < g->B; b++) out_seq[b] = (float)ws.A[b];
-    uint8_t m[SG_CHUNK];
     for (int64_t b = 0; b < g->B; b++) {
         int64_t n;
         float *o = sg_f32(out_tok, sg_seq(g, out_tok, b, &n));
-        const float v = (float)((ws.A[b] - shift) * scale);
-        for (int64_t beg = 0; beg < n; beg += SG_CHUNK) {
-            int64_t len = n - beg < SG_CHUNK ? n - beg : SG_CHUNK;
-            sg_mask_chunk(g, a->mask, b, beg, len, m);
-            for (int64_t t = 0; t < len; t++) o[beg + t] = m[t] ? v : 0.0f;
-        }
+        sg_fill_valid(g, a->mask, b, n, o, (float)((ws.A[b] - shift) * scale));
     }
 }

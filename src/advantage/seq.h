@@ -63,3 +63,52 @@ static inline void sg_mask_chunk(const sg_geom *g, sg_tok m, int64_t b, int64_t 
 #define SG_CHUNK 2048
 
 #endif /* SEGRL_SEQ_H */
+
+/* Runs BODY with P bound to the mask of tensor m at slot s, typed by the mask's dtype (so each
+ * loop compiles to a vectorized form per dtype); runs NONE when the mask is absent. Inside BODY a
+ * token t is valid when P[t] != 0. */
+#define SG_WITH_MASK(m, s, P, BODY, NONE)                                                        \
+    switch ((m).data ? (m).dtype : -1) {                                                          \
+    case SEGRL_DTYPE_U8: {                                                                        \
+        const uint8_t *P = (const uint8_t *)(m).data + (s);                                       \
+        BODY;                                                                                     \
+    } break;                                                                                      \
+    case SEGRL_DTYPE_I32: {                                                                       \
+        const int32_t *P = (const int32_t *)(m).data + (s);                                       \
+        BODY;                                                                                     \
+    } break;                                                                                      \
+    case SEGRL_DTYPE_I64: {                                                                       \
+        const int64_t *P = (const int64_t *)(m).data + (s);                                       \
+        BODY;                                                                                     \
+    } break;                                                                                      \
+    case SEGRL_DTYPE_F32: {                                                                       \
+        const float *P = (const float *)(m).data + (s);                                           \
+        BODY;                                                                                     \
+    } break;                                                                                      \
+    default: {                                                                                    \
+        NONE;                                                                                     \
+    } break;                                                                                      \
+    }
+
+/* first slot of sequence b in mask m (0 when the mask is absent) */
+static inline int64_t sg_mask_slot(const sg_geom *g, sg_tok m, int64_t b) {
+    int64_t n;
+    return m.data ? sg_seq(g, m, b, &n) : 0;
+}
+
+/* number of valid tokens of sequence b, of length n */
+static inline int64_t sg_count_valid(const sg_geom *g, sg_tok m, int64_t b, int64_t n) {
+    int64_t c = 0;
+    SG_WITH_MASK(m, sg_mask_slot(g, m, b), P,
+                 for (int64_t t = 0; t < n; t++) c += P[t] != 0,
+                 c = n)
+    return c;
+}
+
+/* o[t] = valid ? value : 0 over sequence b (o: its first slot) */
+static inline void sg_fill_valid(const sg_geom *g, sg_tok m, int64_t b, int64_t n, float *o,
+                                 float value) {
+    SG_WITH_MASK(m, sg_mask_slot(g, m, b), P,
+                 for (int64_t t = 0; t < n; t++) o[t] = P[t] != 0 ? value : 0.0f,
+                 for (int64_t t = 0; t < n; t++) o[t] = value)
+}

@@ -25,10 +25,12 @@
  *   whiten(global)           14 N               pass 1 reads x, mask (4+1); pass 2 reads them
  *                                               again and writes out (4+1+4)
  *   whiten(grouped)          14 N + 8 B         + the group index, read in both passes
- *   outcome ops (scores)      6 N + 12 B        mask once for the lengths, once for the broadcast
- *                                               (1+1), write the token advantages (4); scores,
- *                                               group index, per-sequence advantages (4+4+4 per B)
- *   remax                     6 N + 12 B        greedy_scores instead of the group index
+ *   grpo, rloo, grpo_passk,   5 N + 12 B        read the mask for the broadcast (1), write the
+ *   gpg (scores)                                token advantages (4); scores, group index,
+ *                                               per-sequence advantages (4+4+4 per B)
+ *   remax                     5 N + 12 B        greedy_scores instead of the group index
+ *   opo, reinforce_pp_        6 N + 12 B        the mask a second time (1): these weigh
+ *   baseline (scores)                           sequences by their lengths
  *   grpo(token_rewards)      10 N + 8 B         read token rewards + mask (4+1) for R, mask again
  *                                               for the broadcast (1), write (4); group index and
  *                                               per-sequence advantages (4+4 per B)
@@ -306,14 +308,14 @@ static const op_spec SPECS[B_COUNT] = {
     [B_RETURNS_K3] = {"discounted_returns+k3", SEGRL_OP_DISCOUNTED_RETURNS, 0, 0, 0, 17, 0, 0},
     [B_WHITEN] = {"whiten(global)", SEGRL_OP_WHITEN, 0, 0, 0, 14, 0, 0},
     [B_WHITEN_GROUPED] = {"whiten(grouped)", SEGRL_OP_WHITEN, 1, 0, 0, 14, 8, 0},
-    [B_GRPO] = {"grpo", SEGRL_OP_GRPO, 1, 0, 0, 6, 12, 0},
+    [B_GRPO] = {"grpo", SEGRL_OP_GRPO, 1, 0, 0, 5, 12, 0},
     [B_GRPO_TOKEN] = {"grpo(token_rewards)", SEGRL_OP_GRPO, 1, 0, 0, 10, 8, 0},
-    [B_RLOO] = {"rloo", SEGRL_OP_RLOO, 1, 0, 0, 6, 12, 0},
+    [B_RLOO] = {"rloo", SEGRL_OP_RLOO, 1, 0, 0, 5, 12, 0},
     [B_RPP] = {"reinforce_pp_baseline", SEGRL_OP_REINFORCE_PP_BASELINE, 1, 0, 0, 6, 12, 0},
-    [B_REMAX] = {"remax", SEGRL_OP_REMAX, 0, 0, 0, 6, 12, 0},
+    [B_REMAX] = {"remax", SEGRL_OP_REMAX, 0, 0, 0, 5, 12, 0},
     [B_OPO] = {"opo", SEGRL_OP_OPO, 1, 0, 0, 6, 12, 0},
-    [B_PASSK] = {"grpo_passk", SEGRL_OP_GRPO_PASSK, 1, 0, 0, 6, 12, 0},
-    [B_GPG] = {"gpg", SEGRL_OP_GPG, 1, 0, 0, 6, 12, 0},
+    [B_PASSK] = {"grpo_passk", SEGRL_OP_GRPO_PASSK, 1, 0, 0, 5, 12, 0},
+    [B_GPG] = {"gpg", SEGRL_OP_GPG, 1, 0, 0, 5, 12, 0},
 };
 
 static double op_bytes(const op_spec *s, int64_t B, int64_t N) {
