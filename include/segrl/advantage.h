@@ -118,7 +118,8 @@ typedef enum segrl_std_scope {
 } segrl_std_scope;
 
 typedef enum segrl_singleton {
-    /* A group of one sample uses baseline 0 (and std 1): A = R (GRPO: R / (1 + eps)). verl. */
+    /* A group of one sample uses baseline 0 and, under SEGRL_STD_GROUP, std 1: A = R
+     * (GRPO: R / (1 + eps)), as verl. Under SEGRL_STD_BATCH it is divided by the batch std. */
     SEGRL_SINGLETON_KEEP = 0,
     /* A group of one sample gets advantage 0 (TRL, OpenRLHF behaviour: no signal). */
     SEGRL_SINGLETON_ZERO = 1,
