@@ -27,19 +27,18 @@ int64_t sg_cpu_bad_index(const void *idx, int32_t dtype, int64_t n, int64_t G) {
 }
 
 int64_t sg_cpu_bad_token(const sg_geom *g, sg_tok x, sg_tok mask) {
-    uint8_t m[SG_CHUNK];
     for (int64_t b = 0; b < g->B; b++) {
         int64_t n;
         const float *xs = (const float *)x.data + sg_seq(g, x, b, &n);
-        for (int64_t beg = 0; beg < n; beg += SG_CHUNK) {
-            int64_t len = n - beg < SG_CHUNK ? n - beg : SG_CHUNK;
-            sg_mask_chunk(g, mask, b, beg, len, m);
-            int bad = 0; /* branch-free scan, located only on failure */
-            for (int64_t t = 0; t < len; t++) bad |= m[t] & sg_nonfinite(xs[beg + t]);
-            if (!bad) continue;
-            for (int64_t t = 0; t < len; t++)
-                if (m[t] && sg_nonfinite(xs[beg + t]))
-                    return g->packed ? sg_off(g, b) + beg + t : b * g->T + beg + t;
+        int bad = 0; /* a branch-free scan; the position is looked for only on failure */
+        SG_WITH_MASK(mask, sg_mask_slot(g, mask, b), P,
+                     for (int64_t t = 0; t < n; t++) bad |= (P[t] != 0) & sg_nonfinite(xs[t]),
+                     for (int64_t t = 0; t < n; t++) bad |= sg_nonfinite(xs[t]))
+        if (!bad) continue;
+        for (int64_t t = 0; t < n; t++) {
+            int valid = 1;
+            SG_WITH_MASK(mask, sg_mask_slot(g, mask, b), P, valid = P[t] != 0, (void)0)
+            if (valid && sg_nonfinite(xs[t])) return g->packed ? sg_off(g, b) + t : b * g->T + t;
         }
     }
     return -1;

@@ -305,29 +305,41 @@ static inline int64_t sg_group_of(const void *gidx, int32_t dt, int64_t b) {
     return dt == SEGRL_DTYPE_I32 ? (int64_t)((const int32_t *)gidx)[b] : ((const int64_t *)gidx)[b];
 }
 
+/* count, sum and sum of squares of the valid tokens of one sequence: four f64 accumulators by
+ * position mod 4 (independent chains, and the same order for padded and packed layouts) */
+static void sg_row_moments(const float *x, sg_tok m, int64_t ms, int64_t n, double out[3]) {
+    double s[4] = {0, 0, 0, 0}, q[4] = {0, 0, 0, 0};
+    int64_t c = 0;
+    SG_WITH_MASK(m, ms, P,
+                 for (int64_t t = 0; t < n; t++) {
+                     const int ok = P[t] != 0;
+                     const double v = ok ? (double)x[t] : 0.0;
+                     c += ok;
+                     s[t & 3] += v;
+                     q[t & 3] += v * v;
+                 },
+                 for (int64_t t = 0; t < n; t++) {
+                     const double v = (double)x[t];
+                     s[t & 3] += v;
+                     q[t & 3] += v * v;
+                 } c = n)
+    out[0] = (double)c;
+    out[1] = (s[0] + s[1]) + (s[2] + s[3]);
+    out[2] = (q[0] + q[1]) + (q[2] + q[3]);
+}
+
 void sg_cpu_whiten(const sg_geom *g, sg_tok x, sg_tok mask, const void *gidx, int32_t gidx_dtype,
                    int64_t G, const segrl_whiten_opts *o, double *stats, sg_tok out) {
     const int64_t ng = gidx ? G : 1;
-    uint8_t m[SG_CHUNK];
     memset(stats, 0, (size_t)ng * SG_GROUP_STATS * sizeof(double));
     for (int64_t b = 0; b < g->B; b++) {
         int64_t n;
         const float *xs = sg_f32(x, sg_seq(g, x, b, &n));
-        double *s = stats + sg_group_of(gidx, gidx_dtype, b) * SG_GROUP_STATS;
-        double cnt = 0, sum = 0, sq = 0;
-        for (int64_t beg = 0; beg < n; beg += SG_CHUNK) {
-            int64_t len = n - beg < SG_CHUNK ? n - beg : SG_CHUNK;
-            sg_mask_chunk(g, mask, b, beg, len, m);
-            for (int64_t t = 0; t < len; t++) {
-                double v = m[t] ? (double)xs[beg + t] : 0.0;
-                cnt += m[t];
-                sum += v;
-                sq += v * v;
-            }
-        }
-        s[0] += cnt;
-        s[1] += sum;
-        s[2] += sq;
+        double *s = stats + sg_group_of(gidx, gidx_dtype, b) * SG_GROUP_STATS, row[3];
+        sg_row_moments(xs, mask, sg_mask_slot(g, mask, b), n, row);
+        s[0] += row[0];
+        s[1] += row[1];
+        s[2] += row[2];
     }
     /* per group: s[3] = mean, s[4] = 1 / sqrt(var + eps) */
     for (int64_t k = 0; k < ng; k++) {
@@ -347,11 +359,9 @@ void sg_cpu_whiten(const sg_geom *g, sg_tok x, sg_tok mask, const void *gidx, in
         const double *s = stats + sg_group_of(gidx, gidx_dtype, b) * SG_GROUP_STATS;
         const float mean = (float)s[3], inv = (float)s[4];
         const float add = o->shift_mean ? 0.0f : mean;
-        for (int64_t beg = 0; beg < n; beg += SG_CHUNK) {
-            int64_t len = n - beg < SG_CHUNK ? n - beg : SG_CHUNK;
-            sg_mask_chunk(g, mask, b, beg, len, m);
-            for (int64_t t = 0; t < len; t++)
-                os[beg + t] = m[t] ? (xs[beg + t] - mean) * inv + add : 0.0f;
-        }
+        SG_WITH_MASK(mask, sg_mask_slot(g, mask, b), P,
+                     for (int64_t t = 0; t < n; t++) os[t] =
+                         P[t] != 0 ? (xs[t] - mean) * inv + add : 0.0f,
+                     for (int64_t t = 0; t < n; t++) os[t] = (xs[t] - mean) * inv + add)
     }
 }
