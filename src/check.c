@@ -149,8 +149,9 @@ segrl_status sg_tok_view(const sg_call *c, segrl_view v, const char *name, unsig
         if (rs < g->T)
             return sg_fail(SEGRL_ERR_INVALID, "%s: %s: row stride %lld < T = %lld (rows overlap)",
                            fn, name, (long long)rs, (long long)g->T);
-        if (g->B > 0 && g->T > 0 && (g->B - 1 > INT64_MAX / (rs ? rs : 1) ||
-                                     !sg_extent_ok((g->B - 1) * rs + g->T, es)))
+        if (g->B > 0 && g->T > 0 &&
+            (g->B - 1 > INT64_MAX / (rs ? rs : 1) || (g->B - 1) * rs > INT64_MAX - g->T ||
+             !sg_extent_ok((g->B - 1) * rs + g->T, es)))
             return sg_fail(SEGRL_ERR_INVALID, "%s: %s: extent overflows", fn, name);
         out->row_stride = rs;
     } else {

@@ -114,7 +114,9 @@ segrl_view segrl_view_nd(void *data, segrl_dtype dtype, segrl_device device, int
     for (int i = ndim - 1; i >= 0; i--) {
         v.shape[i] = shape[i];
         v.strides[i] = strides ? strides[i] : stride;
-        stride *= shape[i];
+        /* saturate instead of overflowing: such a view is then rejected by the extent checks */
+        if (shape[i] > 0 && stride > INT64_MAX / shape[i]) stride = INT64_MAX;
+        else if (shape[i] > 0) stride *= shape[i];
     }
     return v;
 }

@@ -178,6 +178,8 @@ static int setup(int id, args *a, int *fam, segrl_status *want, const char **wor
     case 85: *fam = REMAX, a->greedy = V1(greedy, SEGRL_DTYPE_F32, 2), *word = "greedy_scores"; break;
     case 86: *fam = GPG, scores[0] = NAN, *word = "in->scores"; break;
     case 87: *fam = GPG, a->gidx = V1(gidx, SEGRL_DTYPE_U8, B), *word = "in->group_index"; break;
+    case 89: *fam = GAE, a->v = segrl_view_nd(v, SEGRL_DTYPE_F32, segrl_cpu(), 2, (int64_t[]){B, T}, (int64_t[]){INT64_MAX - 3, 1}), *word = "values: extent overflows"; break;
+    case 90: *fam = WHITEN, a->x = segrl_view_2d(r, SEGRL_DTYPE_F32, segrl_cpu(), 3, (int64_t)1 << 62), *word = "B * T overflows"; break;
     case 88: *fam = GAE, a->r.device = segrl_cuda(0), a->v.device = a->m.device = a->out_a.device = a->out_q.device = a->r.device, *want = SEGRL_ERR_NO_DEVICE, *word = "rewards"; break;
     default: return 0;
     }
