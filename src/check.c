@@ -117,13 +117,15 @@ segrl_status sg_begin(sg_call *c, const char *fn, const segrl_layout *layout, se
     return SEGRL_OK;
 }
 
-segrl_status sg_tok_view(const sg_call *c, segrl_view v, const char *name, unsigned dtypes,
-                         int required, sg_tok *out) {
+/* The checks every view argument shares: presence, ndim/shape/stride signs, dtype, device.
+ * *absent is set when the view is none and not required. */
+static segrl_status sg_view_head(const sg_call *c, segrl_view v, const char *name,
+                                 unsigned dtypes, int required, int *absent) {
     const char *fn = c->fn;
-    const sg_geom *g = &c->g;
-    memset(out, 0, sizeof *out);
+    *absent = 0;
     if (segrl_view_is_none(v)) {
         if (required) return sg_fail(SEGRL_ERR_INVALID, "%s: %s: NULL (required)", fn, name);
+        *absent = 1;
         return SEGRL_OK;
     }
     segrl_status st = sg_common_view(fn, v, name);
@@ -131,11 +133,23 @@ segrl_status sg_tok_view(const sg_call *c, segrl_view v, const char *name, unsig
     if (!(dtypes & (1u << v.dtype)))
         return sg_fail(SEGRL_ERR_INVALID, "%s: %s: dtype %s, %s required", fn, name,
                        segrl_dtype_name((segrl_dtype)v.dtype), sg_dtypes_name(dtypes));
-    if (!sg_same_device(v.device, g->device)) {
+    if (!sg_same_device(v.device, c->g.device)) {
         char a[24], b[24];
         return sg_fail(SEGRL_ERR_INVALID, "%s: %s: on %s, expected %s like the other tensors", fn,
-                       name, sg_dev_name(v.device, a, sizeof a), sg_dev_name(g->device, b, sizeof b));
+                       name, sg_dev_name(v.device, a, sizeof a),
+                       sg_dev_name(c->g.device, b, sizeof b));
     }
+    return SEGRL_OK;
+}
+
+segrl_status sg_tok_view(const sg_call *c, segrl_view v, const char *name, unsigned dtypes,
+                         int required, sg_tok *out) {
+    const char *fn = c->fn;
+    const sg_geom *g = &c->g;
+    memset(out, 0, sizeof *out);
+    int absent;
+    segrl_status st = sg_view_head(c, v, name, dtypes, required, &absent);
+    if (st || absent) return st;
     size_t es = segrl_dtype_size((segrl_dtype)v.dtype);
     if (!g->packed) {
         if (v.ndim != 2 || v.shape[0] != g->B || v.shape[1] != g->T)
@@ -174,21 +188,9 @@ segrl_status sg_vec_view(const sg_call *c, segrl_view v, const char *name, int64
     const char *fn = c->fn;
     *out = NULL;
     if (out_dtype) *out_dtype = -1;
-    if (segrl_view_is_none(v)) {
-        if (required) return sg_fail(SEGRL_ERR_INVALID, "%s: %s: NULL (required)", fn, name);
-        return SEGRL_OK;
-    }
-    segrl_status st = sg_common_view(fn, v, name);
-    if (st) return st;
-    if (!(dtypes & (1u << v.dtype)))
-        return sg_fail(SEGRL_ERR_INVALID, "%s: %s: dtype %s, %s required", fn, name,
-                       segrl_dtype_name((segrl_dtype)v.dtype), sg_dtypes_name(dtypes));
-    if (!sg_same_device(v.device, c->g.device)) {
-        char a[24], b[24];
-        return sg_fail(SEGRL_ERR_INVALID, "%s: %s: on %s, expected %s like the other tensors", fn,
-                       name, sg_dev_name(v.device, a, sizeof a),
-                       sg_dev_name(c->g.device, b, sizeof b));
-    }
+    int absent;
+    segrl_status st = sg_view_head(c, v, name, dtypes, required, &absent);
+    if (st || absent) return st;
     if (v.ndim != 1 || v.shape[0] != n)
         return sg_fail(SEGRL_ERR_INVALID, "%s: %s: shape must be (%lld)", fn, name, (long long)n);
     if (n > 1 && v.strides[0] != 1)
@@ -289,18 +291,14 @@ segrl_status sg_check_finite_tok(const sg_call *c, const char *name, sg_tok x, s
     } else {
         bad = sg_cpu_bad_token(&c->g, x, mask);
     }
-    if (bad >= 0) {
-        int64_t b = 0, t = 0;
-        if (!sg_on_cuda(c)) sg_token_pos(&c->g, bad, &b, &t);
-        if (sg_on_cuda(c) && !c->g.packed) sg_token_pos(&c->g, bad, &b, &t);
-        if (sg_on_cuda(c) && c->g.packed)
-            return sg_fail(SEGRL_ERR_INVALID, "%s: %s: non-finite value at valid token %lld", c->fn,
-                           name, (long long)bad);
-        return sg_fail(SEGRL_ERR_INVALID,
-                       "%s: %s: non-finite value at valid token %lld of sequence %lld", c->fn, name,
-                       (long long)t, (long long)b);
-    }
-    return SEGRL_OK;
+    if (bad < 0) return SEGRL_OK;
+    if (sg_on_cuda(c) && c->g.packed) /* the offsets live on the device: report the slot */
+        return sg_fail(SEGRL_ERR_INVALID, "%s: %s: non-finite value at valid packed token %lld",
+                       c->fn, name, (long long)bad);
+    int64_t b, t;
+    sg_token_pos(&c->g, bad, &b, &t);
+    return sg_fail(SEGRL_ERR_INVALID, "%s: %s: non-finite value at valid token %lld of sequence %lld",
+                   c->fn, name, (long long)t, (long long)b);
 }
 
 segrl_status sg_check_finite_vec(const sg_call *c, const char *name, const float *x, int64_t n) {
