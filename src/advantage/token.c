@@ -61,43 +61,69 @@ static void sg_scan_solo(const sg_geom *g, sg_tok mask, sg_chunk_fn fn, const vo
     }
 }
 
-/* Lane i runs e_i = (SG_LANES - 1 - i) * S steps ahead of the last lane, so the lanes' current
- * slots are S floats apart: rows of padded tensors are often a multiple of 4 KiB apart, and
- * lanes at the same column would put all their streams in the same L1 sets. */
+/* Each of the SG_LANES lanes owns one sequence at a time and takes the next one when it ends, so
+ * all lanes stay busy until the last sequences whatever their lengths; a chunk runs until the
+ * lane with the fewest steps left ends its sequence (or SG_CHUNK steps). For long sequences lane
+ * i first runs (SG_LANES - 1 - i) * SG_SKEW steps alone so the lanes' current slots are apart:
+ * rows of padded tensors are often a multiple of 4 KiB apart, and lanes at the same column would
+ * put all their streams in the same L1 sets. Equal-length rows keep that offset across refills. */
 #define SG_SKEW 72
+
+typedef struct sg_lanes {
+    int64_t b[SG_LANES], len[SG_LANES], done[SG_LANES];
+    float st[SG_LANES][2];
+    int64_t next; /* the next sequence to hand out */
+} sg_lanes;
+
+/* gives lane i the next non-empty sequence; 0 when none is left */
+static int sg_lane_take(const sg_geom *g, sg_lanes *l, int i) {
+    while (l->next < g->B) {
+        const int64_t b = l->next++;
+        const int64_t n = sg_len(g, b);
+        if (n == 0) continue;
+        l->b[i] = b, l->len[i] = n, l->done[i] = 0;
+        l->st[i][0] = l->st[i][1] = 0;
+        return 1;
+    }
+    return 0;
+}
 
 void sg_scan_rows(const sg_geom *g, sg_tok mask, sg_chunk_fn fn, const void *ctx) {
     uint8_t mbuf[SG_LANES][SG_CHUNK];
     const uint8_t *m[SG_LANES] = {mbuf[0], mbuf[1], mbuf[2], mbuf[3]};
-    for (int64_t b0 = 0; b0 < g->B; b0 += SG_LANES) {
-        const int n = g->B - b0 < SG_LANES ? (int)(g->B - b0) : SG_LANES;
-        int64_t b[SG_LANES], len[SG_LANES], pos[SG_LANES], e[SG_LANES], L = INT64_MAX;
-        float st[SG_LANES][2];
-        memset(st, 0, sizeof st);
-        for (int i = 0; i < n; i++) {
-            b[i] = b0 + i;
-            len[i] = sg_len(g, b[i]);
-            L = len[i] < L ? len[i] : L;
+    sg_lanes l;
+    memset(&l, 0, sizeof l);
+    int live = 0; /* lanes holding a sequence */
+    while (live < SG_LANES && sg_lane_take(g, &l, live)) live++;
+    if (live == SG_LANES) {
+        const int64_t mean = g->N / (g->B ? g->B : 1);
+        const int64_t S = mean >= 8 * SG_SKEW ? SG_SKEW : 0;
+        for (int i = 0; i < SG_LANES; i++) {
+            const int64_t e = (SG_LANES - 1 - i) * S;
+            l.done[i] = e < l.len[i] ? e : l.len[i];
+            sg_scan_solo(g, mask, fn, ctx, l.b[i], l.len[i], 0, l.done[i], &l.st[i], mbuf[0]);
         }
-        if (n < SG_LANES) L = 0; /* a short last set goes one row at a time */
-        const int64_t S = L / 8 < SG_SKEW ? L / 8 : SG_SKEW;
-        const int64_t Ls = L - (SG_LANES - 1) * S; /* lockstep steps */
-        for (int i = 0; i < n; i++) {
-            e[i] = L ? (SG_LANES - 1 - i) * S : 0;
-            sg_scan_solo(g, mask, fn, ctx, b[i], len[i], 0, e[i], &st[i], mbuf[0]);
-        }
-        for (int64_t s0 = 0; s0 < Ls; s0 += SG_CHUNK) {
-            const int64_t cl = Ls - s0 < SG_CHUNK ? Ls - s0 : SG_CHUNK;
-            for (int i = 0; i < n; i++) {
-                pos[i] = len[i] - s0 - e[i] - cl;
-                sg_mask_chunk(g, mask, b[i], pos[i], cl, mbuf[i]);
+        for (;;) {
+            int full = 1;
+            for (int i = 0; i < SG_LANES && full; i++)
+                if (l.done[i] == l.len[i] && !sg_lane_take(g, &l, i)) full = 0;
+            if (!full) break;
+            int64_t cl = SG_CHUNK, pos[SG_LANES];
+            for (int i = 0; i < SG_LANES; i++)
+                cl = l.len[i] - l.done[i] < cl ? l.len[i] - l.done[i] : cl;
+            for (int i = 0; i < SG_LANES; i++) {
+                pos[i] = l.len[i] - l.done[i] - cl;
+                sg_mask_chunk(g, mask, l.b[i], pos[i], cl, mbuf[i]);
             }
-            fn(g, ctx, SG_LANES, b, pos, cl, m, st);
+            fn(g, ctx, SG_LANES, l.b, pos, cl, m, l.st);
+            for (int i = 0; i < SG_LANES; i++) l.done[i] += cl;
         }
-        for (int i = 0; i < n; i++)
-            sg_scan_solo(g, mask, fn, ctx, b[i], len[i], (Ls > 0 ? Ls : 0) + e[i], len[i], &st[i],
-                         mbuf[0]);
     }
+    /* every sequence has been handed out; finish the ones the lanes still hold, one at a time */
+    for (int i = 0; i < live; i++)
+        if (l.done[i] < l.len[i])
+            sg_scan_solo(g, mask, fn, ctx, l.b[i], l.len[i], l.done[i], l.len[i], &l.st[i],
+                         mbuf[0]);
 }
 
 // ----------------------------------------------------------------------------
