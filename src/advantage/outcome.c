@@ -15,8 +15,8 @@ static inline int64_t sg_gid(const sg_outcome_args *a, int64_t b) {
                                             : ((const int64_t *)a->gidx)[b];
 }
 
-/* R and len of every sequence. A token-reward sum uses four f64 accumulators by position mod 4,
- * so padded and packed layouts (same positions) add in the same order. */
+/* R and len of every sequence. Sums of token rewards depend only on positions within the
+ * sequence, so padded and packed layouts add in the same order and agree bit for bit. */
 static void sg_outcome_inputs(const sg_geom *g, const sg_outcome_args *a, sg_outcome_ws ws) {
     /* only OPO's baseline and REINFORCE++'s token whitening weigh sequences by length */
     const int need_len = a->op == SEGRL_OP_OPO || a->op == SEGRL_OP_REINFORCE_PP_BASELINE;
@@ -30,9 +30,22 @@ static void sg_outcome_inputs(const sg_geom *g, const sg_outcome_args *a, sg_out
         }
         const float *r = sg_f32(a->token_rewards, s);
         double acc[4] = {0, 0, 0, 0};
-        SG_WITH_MASK(a->mask, sg_mask_slot(g, a->mask, b), P,
-                     for (int64_t t = 0; t < n; t++) acc[t & 3] += P[t] != 0 ? (double)r[t] : 0.0,
-                     for (int64_t t = 0; t < n; t++) acc[t & 3] += (double)r[t])
+        /* blocks of 64 tokens summed in eight f32 lanes (t mod 8; vectorizes), each block added
+         * to f64: the same order for padded and packed layouts */
+        for (int64_t t0 = 0; t0 < n; t0 += 64) {
+            const int64_t e = n - t0 < 64 ? n - t0 : 64;
+            float f[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+            SG_WITH_MASK(a->mask, sg_mask_slot(g, a->mask, b) + t0, P,
+                         for (int64_t t = 0; t + 8 <= e; t += 8) for (int j = 0; j < 8; j++)
+                             f[j] += P[t + j] != 0 ? r[t0 + t + j] : 0.0f;
+                         for (int64_t t = e & ~(int64_t)7; t < e; t++)
+                             f[t & 7] += P[t] != 0 ? r[t0 + t] : 0.0f,
+                         for (int64_t t = 0; t + 8 <= e; t += 8) for (int j = 0; j < 8; j++)
+                             f[j] += r[t0 + t + j];
+                         for (int64_t t = e & ~(int64_t)7; t < e; t++) f[t & 7] += r[t0 + t])
+            acc[(t0 >> 6) & 3] += ((double)f[0] + f[1]) + ((double)f[2] + f[3]) +
+                                  (((double)f[4] + f[5]) + ((double)f[6] + f[7]));
+        }
         ws.R[b] = (acc[0] + acc[1]) + (acc[2] + acc[3]);
     }
 }
