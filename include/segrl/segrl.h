@@ -5,5 +5,6 @@
 
 #include "segrl/core.h"
 #include "segrl/advantage.h"
+#include "segrl/segment.h"
 
 #endif /* SEGRL_H */
