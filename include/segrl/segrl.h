@@ -6,5 +6,6 @@
 #include "segrl/core.h"
 #include "segrl/advantage.h"
 #include "segrl/segment.h"
+#include "segrl/tree.h"
 
 #endif /* SEGRL_H */
