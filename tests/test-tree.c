@@ -355,6 +355,37 @@ static void test_random(int64_t M, uint64_t seed, int binary) {
     free(leaves), free(mem);
 }
 
+
+/* i32 node arrays and other output dtypes give the same results as i64 / u8 */
+static void test_dtypes(void) {
+    const int64_t M = 5000;
+    h_seed(31);
+    int64_t *par = h_alloc(sizeof(int64_t) * M), *lc64 = h_alloc(sizeof(int64_t) * M);
+    int32_t *par32 = h_alloc(sizeof(int32_t) * M), *lc32 = h_alloc(sizeof(int32_t) * M);
+    float *R = h_alloc(sizeof(float) * M), *V = h_alloc(sizeof(float) * M), *V32 = h_alloc(sizeof(float) * M);
+    float *A = h_alloc(sizeof(float) * M), *A32 = h_alloc(sizeof(float) * M), *mf = h_alloc(sizeof(float) * M);
+    uint8_t *mu = h_alloc(M);
+    gen_tree(M, par, R, 1);
+    for (int64_t i = 0; i < M; i++) par32[i] = (int32_t)par[i];
+    void *mem;
+    segrl_exec e = ws_for(M, &mem);
+    segrl_tree t = mk_tree(par, R, M), t32 = t;
+    t32.parent = vec(par32, SEGRL_DTYPE_I32, M);
+    segrl_tree_adv_opts o = segrl_tree_adv_opts_default();
+    o.kind = SEGRL_TREE_ADV_PARENT_STD, o.drop_zero = 1;
+    OK(segrl_tree_values(&t, SEGRL_TREE_VALUE_CHILD_MEAN, &e, f32(V, M), i64(lc64, M)));
+    OK(segrl_tree_values(&t32, SEGRL_TREE_VALUE_CHILD_MEAN, &e, f32(V32, M), vec(lc32, SEGRL_DTYPE_I32, M)));
+    h_same_f("i32 parent values", V, V32, M);
+    OK(segrl_tree_advantages(&t, f32(V, M), &o, &e, f32(A, M), segrl_view_none(), vec(mu, SEGRL_DTYPE_U8, M)));
+    OK(segrl_tree_advantages(&t32, f32(V, M), &o, &e, f32(A32, M), segrl_view_none(), f32(mf, M)));
+    h_same_f("i32 parent advantages", A, A32, M);
+    int64_t bad = 0;
+    for (int64_t i = 0; i < M; i++) bad += lc32[i] != lc64[i] || (float)mu[i] != mf[i];
+    CHECK(bad == 0, "i32 leaf counts / f32 node mask: %lld differ", (long long)bad);
+    free(par), free(lc64), free(par32), free(lc32), free(R), free(V), free(V32), free(A), free(A32);
+    free(mf), free(mu), free(mem);
+}
+
 // ----------------------------------------------------------------------------
 // episodes
 
@@ -690,6 +721,7 @@ int main(void) {
         test_random(sizes[i], 200 + i, 0);
     }
     test_random(1000000, 7, 1);
+    test_dtypes();
     test_episodes(20, 11);
     test_episodes(3000, 12);
     test_episodes(200000, 13);
