@@ -239,10 +239,43 @@ static void test_ops_hand(void) {
     {
         float lp[3] = {-1, -2, -0.5f}, rf[3] = {-1.5f, -1, -0.5f}, o[3];
         uint8_t mm[3] = {1, 1, 0};
-        OK(segrl_prime_token_rewards(NULL, f32v(lp, 1, 3), f32v(rf, 1, 3), u8v(mm, 1, 3), 0.05f,
+        segrl_prime_opts po = segrl_prime_opts_default();
+        CHECK(po.beta == 0.05f && po.max_return_norm == 0 && po.eps == 1e-6f, "prime defaults");
+        OK(segrl_prime_token_rewards(NULL, f32v(lp, 1, 3), f32v(rf, 1, 3), u8v(mm, 1, 3), &po,
                                      NULL, f32v(o, 1, 3)));
         double w[3] = {0.025, -0.05, 0};
         h_close_f("prime", o, w, 3, 1e-7, 0);
+        /* max-|return| normalization: returns -0.025, -0.05 -> divide by 0.05 + 1e-6 */
+        po.max_return_norm = 1;
+        OK(segrl_prime_token_rewards(NULL, f32v(lp, 1, 3), f32v(rf, 1, 3), u8v(mm, 1, 3), &po,
+                                     NULL, f32v(o, 1, 3)));
+        double wn[3] = {0.025 / 0.050001, -0.05 / 0.050001, 0};
+        h_close_f("prime norm", o, wn, 3, 1e-6, 0);
+    }
+    /* PRIME returns: one group of 3; implicit rewards x (weight 1) and outcome scores 1 0 1
+     * (weight 2). mu = 2 0 4, M = 6: x~ = 1.5 x - 3; scores: 1.5 s - 1 at the last token. */
+    {
+        float x[9] = {1, 2, 3, 0, 0, 0, 4, 4, 4}, sc[3] = {1, 0, 1}, G[9], r[9];
+        int32_t gid[3] = {0, 0, 0};
+        double ws[16];
+        size_t need = 0;
+        OK(segrl_prime_returns_workspace_size(3, 1, &need));
+        CHECK(need <= sizeof ws, "workspace %zu", need);
+        segrl_exec ex = {0};
+        ex.workspace = ws, ex.workspace_bytes = sizeof ws;
+        segrl_prime_source src[2] = {{f32v(x, 3, 3), segrl_view_none(), segrl_view_none(), 1.0f},
+                                     {segrl_view_none(), segrl_view_none(), f1(sc, 3), 2.0f}};
+        OK(segrl_prime_returns(NULL, segrl_view_none(), src, 2, vec(gid, SEGRL_DTYPE_I32, 3), 1,
+                               &ex, f32v(G, 3, 3), f32v(r, 3, 3)));
+        double wr[9] = {-1.5, 0, 2.5, -3, -3, -5, 3, 3, 4};
+        double wg[9] = {1, 2.5, 2.5, -11, -8, -5, 10, 7, 4};
+        h_close_f("prime rewards", r, wr, 9, 1e-6, 0);
+        h_close_f("prime returns", G, wg, 9, 1e-6, 0);
+        /* a singleton group gets no signal */
+        int32_t gid2[3] = {0, 1, 1};
+        OK(segrl_prime_returns(NULL, segrl_view_none(), src, 2, vec(gid2, SEGRL_DTYPE_I32, 3), 2,
+                               &ex, f32v(G, 3, 3), segrl_view_none()));
+        CHECK(G[0] == 0 && G[1] == 0 && G[2] == 0, "singleton group: %g %g %g", G[0], G[1], G[2]);
     }
     /* explicit spans check */
     {
@@ -527,13 +560,93 @@ static void test_random(int64_t B, int64_t T, uint64_t seed) {
             for (int64_t t = 0; t < z.len[b]; t++) plp[z.poff[b] + t] = lp[b * T + t];
         for (int64_t i = 0; i < N; i++) w[i] = z.m[i] ? (double)(0.1f * (lp[i] - log1pf(-0.5f * z.x[i]))) : 0;
         /* ref_logprobs = log(1 - x/2): computed into a second buffer */
-        float *rf = h_alloc(N * 4), *prf = h_alloc(z.N * 4 + 4);
+        float *rf = h_alloc(N * 4 + 4), *prf = h_alloc(z.N * 4 + 4);
+        segrl_prime_opts po = {0.1f, 0, 1e-6f};
         for (int64_t i = 0; i < N; i++) rf[i] = log1pf(-0.5f * z.x[i]);
         for (int64_t b = 0; b < B; b++)
             for (int64_t t = 0; t < z.len[b]; t++) prf[z.poff[b] + t] = rf[b * T + t];
         TOK_CASE("prime", w,
-                 segrl_prime_token_rewards(NULL, f32v(lp, B, T), f32v(rf, B, T), mP, 0.1f, NULL, f32v(pd, B, T)),
-                 segrl_prime_token_rewards(&lay, f1(plp, z.N), f1(prf, z.N), mK, 0.1f, NULL, f1(pt, z.N)));
+                 segrl_prime_token_rewards(NULL, f32v(lp, B, T), f32v(rf, B, T), mP, &po, NULL, f32v(pd, B, T)),
+                 segrl_prime_token_rewards(&lay, f1(plp, z.N), f1(prf, z.N), mK, &po, NULL, f1(pt, z.N)));
+        /* max-|return| normalization */
+        double mx = 0;
+        for (int64_t b = 0; b < B; b++) {
+            double G = 0;
+            for (int64_t t = T - 1; t >= 0; t--)
+                if (z.m[b * T + t]) G += (float)w[b * T + t], mx = fmax(mx, fabs(G));
+        }
+        for (int64_t i = 0; i < N; i++) w[i] = (double)(float)w[i] / (mx + 1e-6f);
+        po.max_return_norm = 1;
+        TOK_CASE("prime norm", w,
+                 segrl_prime_token_rewards(NULL, f32v(lp, B, T), f32v(rf, B, T), mP, &po, NULL, f32v(pd, B, T)),
+                 segrl_prime_token_rewards(&lay, f1(plp, z.N), f1(prf, z.N), mK, &po, NULL, f1(pt, z.N)));
+        /* PRIME returns: implicit rewards (rf as a dense source with a sparse reward mask) and
+         * outcome scores, groups of unequal size (some singletons) */
+        {
+            const int64_t G = B / 3 + 1;
+            int32_t *gid = h_alloc(B * 4);
+            int64_t *cnt = h_alloc(G * 8);
+            for (int64_t b = 0; b < B; b++) gid[b] = (int32_t)h_int(0, G - 1), cnt[gid[b]]++;
+            uint8_t *rm = h_alloc(N + 1), *prm = h_alloc(z.N + 1);
+            for (int64_t i = 0; i < N; i++) rm[i] = h_int(0, 2) != 0;
+            for (int64_t b = 0; b < B; b++)
+                for (int64_t t = 0; t < z.len[b]; t++) prm[z.poff[b] + t] = rm[b * T + t];
+            float *sc = h_alloc(B * 4);
+            for (int64_t b = 0; b < B; b++) sc[b] = (float)h_int(0, 1);
+            double *mu = h_alloc(B * 8), *msum = h_alloc(G * 8), *wr = h_alloc(N * 8 + 8);
+            for (int64_t i = 0; i < N; i++) wr[i] = 0;
+            for (int src = 0; src < 2; src++) {
+                for (int64_t k = 0; k < G; k++) msum[k] = 0;
+                for (int64_t b = 0; b < B; b++) {
+                    double s = 0, n = 0;
+                    for (int64_t t = 0; t < T; t++) {
+                        int64_t i = b * T + t;
+                        if (src == 0 && z.m[i] && rm[i]) s += rf[i], n++;
+                        if (src == 1 && z.m[i]) n = 1, s = sc[b];
+                    }
+                    mu[b] = n ? s / n : 0;
+                    msum[gid[b]] += mu[b];
+                }
+                for (int64_t b = 0; b < B; b++) {
+                    double n = (double)cnt[gid[b]];
+                    if (n < 2) continue;
+                    int64_t last = -1;
+                    for (int64_t t = 0; t < T; t++) {
+                        int64_t i = b * T + t;
+                        if (src == 0 && z.m[i] && rm[i]) wr[i] += 0.5 * (rf[i] * n / (n - 1) - msum[gid[b]] / (n - 1));
+                        if (z.m[i]) last = i;
+                    }
+                    if (src == 1 && last >= 0) wr[last] += -1.5 * (sc[b] * n / (n - 1) - msum[gid[b]] / (n - 1));
+                }
+            }
+            double *wg = h_alloc(N * 8 + 8);
+            for (int64_t b = 0; b < B; b++) {
+                double acc = 0;
+                for (int64_t t = T - 1; t >= 0; t--) {
+                    if (z.m[b * T + t]) acc += wr[b * T + t];
+                    wg[b * T + t] = t < z.len[b] ? acc : 0;
+                }
+            }
+            size_t need = 0;
+            OK(segrl_prime_returns_workspace_size(B, G, &need));
+            void *wsm = h_alloc(need + 16);
+            segrl_exec ex = {0};
+            ex.workspace = wsm, ex.workspace_bytes = need;
+            float *rr = h_alloc(N * 4 + 4), *prr = h_alloc(z.N * 4 + 4);
+            segrl_prime_source s1[2] = {{f32v(rf, B, T), u8v(rm, B, T), segrl_view_none(), 0.5f},
+                                        {segrl_view_none(), segrl_view_none(), f1(sc, B), -1.5f}};
+            segrl_prime_source s2[2] = {{f1(prf, z.N), vec(prm, SEGRL_DTYPE_U8, z.N), segrl_view_none(), 0.5f},
+                                        {segrl_view_none(), segrl_view_none(), f1(sc, B), -1.5f}};
+            segrl_view gv = vec(gid, SEGRL_DTYPE_I32, B);
+            TOK_CASE("prime returns", wg,
+                     segrl_prime_returns(NULL, mP, s1, 2, gv, G, &ex, f32v(pd, B, T), f32v(rr, B, T)),
+                     segrl_prime_returns(&lay, mK, s2, 2, gv, G, &ex, f1(pt, z.N), f1(prr, z.N)));
+            for (int64_t b = 0; b < B; b++) /* trailing padding slots of rr are 0 by definition */
+                for (int64_t t = z.len[b]; t < T; t++) wr[b * T + t] = 0;
+            h_close_f("prime returns rewards", rr, wr, N, 1e-5, 1e-5);
+            free(gid), free(cnt), free(rm), free(prm), free(sc), free(mu), free(msum), free(wr);
+            free(wg), free(wsm), free(rr), free(prr);
+        }
         free(w), free(lp), free(plp), free(rf), free(prf);
     }
     /* PRM transforms against the reference */
@@ -567,7 +680,7 @@ static void test_random(int64_t B, int64_t T, uint64_t seed) {
 #define EN (EB * ET)
 #define ES 3
 
-enum { FIXED, CUT, DELIM, SCHECK, REDUCE, SCATTER, SPO, VINE, PMASK, PRM, DENSE, PRIME };
+enum { FIXED, CUT, DELIM, SCHECK, REDUCE, SCATTER, SPO, VINE, PMASK, PRM, DENSE, PRIME, PRET };
 
 typedef struct eargs {
     segrl_layout layout;
@@ -576,7 +689,10 @@ typedef struct eargs {
     segrl_segments *sgp, *outp;
     segrl_view src_scores2;
     float src_w2;
-    segrl_view out_tok, out_vec, out_mask, prm_off;
+    segrl_view out_tok, out_vec, out_mask, prm_off, out_tok2, gidx, pscores_both;
+    int32_t norm;
+    int64_t G;
+    size_t ws_bytes;
     int64_t num_parts, every;
     int32_t op, mode, n_sources;
     float gamma, tau, beta;
@@ -592,7 +708,9 @@ static int64_t e_off[EB + 1], e_st[ES], e_en[ES], e_poff[EB + 1], e_prmoff[EB + 
 static int64_t e_off2[EB + 1], e_st2[2], e_en2[2];
 static float e_sc2[2];
 /* outputs and their guards */
-static float g_tok[EN + 8], g_vec[ES + 8];
+static float g_tok[EN + 8], g_vec[ES + 8], g_tok2[EN + 8];
+static int32_t e_gidx[EB] = {0, 0};
+static double e_ws[64];
 static uint8_t g_mask[EN + 8];
 static int64_t g_off[EB + 8], g_st[16], g_en[16];
 
@@ -612,7 +730,8 @@ static void edefaults(eargs *a) {
     int64_t off2[EB + 1] = {0, 1, 2}, st2[2] = {1, 0}, en2[2] = {3, 2};
     memcpy(e_off2, off2, sizeof off2), memcpy(e_st2, st2, sizeof st2), memcpy(e_en2, en2, sizeof en2);
     e_sc2[0] = 1, e_sc2[1] = -1;
-    for (int i = 0; i < EN + 8; i++) g_tok[i] = GUARD, g_mask[i] = 77;
+    for (int i = 0; i < EN + 8; i++) g_tok[i] = g_tok2[i] = GUARD, g_mask[i] = 77;
+    e_gidx[0] = e_gidx[1] = 0;
     for (int i = 0; i < ES + 8; i++) g_vec[i] = GUARD;
     for (int i = 0; i < EB + 8; i++) g_off[i] = IGUARD;
     for (int i = 0; i < 16; i++) g_st[i] = g_en[i] = IGUARD;
@@ -631,12 +750,14 @@ static void edefaults(eargs *a) {
     a->num_parts = 2, a->op = SEGRL_REDUCE_MEAN, a->mode = SEGRL_SCATTER_LAST, a->n_sources = 2;
     a->gamma = 1, a->tau = 0.9f, a->beta = 0.05f;
     a->co = segrl_cutpoint_opts_default();
+    a->out_tok2 = f32v(g_tok2, EB, ET), a->gidx = vec(e_gidx, SEGRL_DTYPE_I32, EB), a->G = 1;
+    a->pscores_both = segrl_view_none(), a->ws_bytes = sizeof e_ws;
     a->po = (segrl_prm_opts){SEGRL_PRM_BOTH, 0.5f};
 }
 
 static int guards_intact(void) {
     for (int i = 0; i < EN + 8; i++)
-        if (g_tok[i] != GUARD || g_mask[i] != 77) return 0;
+        if (g_tok[i] != GUARD || g_tok2[i] != GUARD || g_mask[i] != 77) return 0;
     for (int i = 0; i < ES + 8; i++)
         if (g_vec[i] != GUARD) return 0;
     for (int i = 0; i < EB + 8; i++)
@@ -660,7 +781,15 @@ static segrl_status ecall(int fam, eargs *a) {
     case PMASK: return segrl_prob_mask(&a->layout, a->p, a->m, a->tau, &a->exec, a->out_mask);
     case PRM: return segrl_prm_transform(a->prm_off, a->vals, &a->po, &a->exec, a->out_vec);
     case DENSE: return segrl_dense_segment_rewards(&a->layout, a->m, src, a->n_sources, &a->exec, a->out_tok);
-    default: return segrl_prime_token_rewards(&a->layout, a->lp, a->rf, a->m, a->beta, &a->exec, a->out_tok);
+    case PRIME: {
+        segrl_prime_opts po = {a->beta, a->norm, 1e-6f};
+        return segrl_prime_token_rewards(&a->layout, a->lp, a->rf, a->m, &po, &a->exec, a->out_tok);
+    }
+    default: {
+        segrl_prime_source ps[2] = {{a->lp, a->m, a->pscores_both, 1.0f}, {segrl_view_none(), segrl_view_none(), a->R, a->src_w2}};
+        a->exec.workspace = e_ws, a->exec.workspace_bytes = a->ws_bytes;
+        return segrl_prime_returns(&a->layout, a->m, ps, a->n_sources, a->gidx, a->G, &a->exec, a->out_tok, a->out_tok2);
+    }
     }
 }
 
@@ -670,6 +799,7 @@ static void epacked(eargs *a) {
     a->m = vec(e_m, SEGRL_DTYPE_U8, EN), a->x = f1(e_x, EN), a->p = f1(e_p, EN);
     a->lp = f1(e_lp, EN), a->rf = f1(e_rf, EN), a->ids = vec(e_ids, SEGRL_DTYPE_I32, EN);
     a->out_tok = f1(g_tok, EN), a->out_mask = vec(g_mask, SEGRL_DTYPE_U8, EN);
+    a->out_tok2 = f1(g_tok2, EN);
 }
 
 static int esetup(int id, eargs *a, int *fam, segrl_status *want, const char **word) {
@@ -775,6 +905,20 @@ static int esetup(int id, eargs *a, int *fam, segrl_status *want, const char **w
     case 83: *fam = PRIME, a->beta = NAN, *word = "beta"; break;
     case 84: *fam = PRIME, a->rf = none, *word = "ref_logprobs"; break;
     case 85: *fam = PRIME, e_lp[1] = NAN, *word = "logprobs"; break;
+    case 86: *fam = PRIME, a->norm = 2, *word = "opts->max_return_norm"; break;
+    // PRIME returns
+    case 87: *fam = PRET, a->n_sources = 0, *word = "n_sources"; break;
+    case 88: *fam = PRET, a->pscores_both = a->R, *word = "sources[0].scores: give token_rewards or scores"; break;
+    case 89: *fam = PRET, e_gidx[1] = 1, *word = "group_index: entry 1"; break;
+    case 90: *fam = PRET, a->G = 0, *word = "num_groups"; break;
+    case 91: *fam = PRET, a->ws_bytes = 8, *want = SEGRL_ERR_WORKSPACE, *word = "exec->workspace"; break;
+    case 92: *fam = PRET, e_lp[2] = NAN, *word = "sources[0].token_rewards"; break;
+    case 93: *fam = PRET, e_R[0] = INFINITY, *word = "sources[1].scores"; break;
+    case 94: *fam = PRET, a->out_tok2 = a->out_tok, *word = "out_rewards"; break;
+    case 95: *fam = PRET, a->gidx = none, *word = "group_index"; break;
+    case 96: *fam = PRET, a->out_tok = a->lp, *word = "out_returns: is the same buffer as sources[0].token_rewards"; break;
+    case 97: *fam = PRET, a->gidx.device = cu, *want = SEGRL_ERR_UNSUPPORTED, *word = "group_index: CUDA"; break;
+    case 98: *fam = PRET, a->src_w2 = NAN, *word = "sources[1].weight"; break;
     default: return 0;
     }
     return 1;
@@ -802,7 +946,7 @@ static void test_errors(void) {
         n++;
     }
     /* every family succeeds with its defaults, and a NaN at a masked token is not inspected */
-    for (int fam = FIXED; fam <= PRIME; fam++) {
+    for (int fam = FIXED; fam <= PRET; fam++) {
         eargs a;
         edefaults(&a);
         e_x[4] = NAN, e_p[9] = NAN, e_lp[8] = NAN, e_rf[4] = NAN; /* masked tokens */

@@ -42,12 +42,13 @@
  * Common to every call: token tensors follow segrl_layout (padded or packed); masks are
  * u8/i32/i64/f32 (a token is valid when non-zero, none = all valid); float tensors are f32;
  * per-segment vectors are contiguous 1-D (S); per-sequence vectors are contiguous 1-D (B).
- * No call needs a workspace (exec->workspace is ignored) and none allocates. Outputs are written
- * only when SEGRL_OK is returned. Content checks (spans, offsets, NaN/Inf at valid tokens or in
- * per-segment values) run under SEGRL_CHECKS_FULL; under SEGRL_CHECKS_SHAPES they are skipped
- * and bad spans are undefined behaviour, as for the layout's offsets.
+ * No call allocates; only segrl_prime_returns needs a workspace (the others ignore
+ * exec->workspace). Outputs are written only when SEGRL_OK is returned. Content checks (spans,
+ * offsets, group indices, NaN/Inf at valid tokens or in per-segment values) run under
+ * SEGRL_CHECKS_FULL; under SEGRL_CHECKS_SHAPES they are skipped and bad spans are undefined
+ * behaviour, as for the layout's offsets.
  * Statuses: SEGRL_OK; SEGRL_ERR_INVALID (message names the argument); SEGRL_ERR_UNSUPPORTED
- * (CUDA views).
+ * (CUDA views); SEGRL_ERR_WORKSPACE (segrl_prime_returns).
  * See docs/segments.md for formulas, papers and worked examples. */
 #ifndef SEGRL_SEGMENT_H
 #define SEGRL_SEGMENT_H
@@ -232,17 +233,60 @@ SEGRL_API segrl_status segrl_dense_segment_rewards(const segrl_layout *layout, s
                                                    int32_t n_sources, const segrl_exec *exec,
                                                    segrl_view out);
 
+typedef struct segrl_prime_opts {
+    float beta;              /* implicit-reward scale; default 0.05 */
+    int32_t max_return_norm; /* 1: divide every r_t by (max |return| over the batch + eps) */
+    float eps;               /* default 1e-6 */
+} segrl_prime_opts;
+
+/* beta 0.05, max_return_norm 0, eps 1e-6. */
+SEGRL_API segrl_prime_opts segrl_prime_opts_default(void);
+
 /* PRIME implicit process rewards (Cui et al. 2025, arXiv 2502.01456):
  *   r_t = beta * (logp_t - ref_logp_t) at valid tokens, 0 elsewhere,
  * with logp the implicit PRM's log-probabilities and ref_logp the reference model's.
+ * With max_return_norm: G_t = sum of r_s over the valid s >= t of the sequence, and every r_t is
+ * divided by (max over all valid tokens of the batch of |G_t|) + eps.
  * logprobs, ref_logprobs: f32 token tensors (finite at valid tokens; logprobs defines the
- * geometry); beta finite; out: f32 token tensor, may alias either input exactly.
- * PRIME's RLOO baseline over the implicit rewards and the sum of sources' returns are not part
- * of this call (see docs/segments.md). */
+ * geometry); out: f32 token tensor, may alias either input exactly. opts NULL: defaults. */
 SEGRL_API segrl_status segrl_prime_token_rewards(const segrl_layout *layout,
                                                  segrl_view logprobs, segrl_view ref_logprobs,
-                                                 segrl_view mask, float beta,
+                                                 segrl_view mask, const segrl_prime_opts *opts,
                                                  const segrl_exec *exec, segrl_view out);
+
+/* One reward source of PRIME's RLOO returns: token rewards with the positions they live at, or
+ * one score per sequence placed at its last valid token. */
+typedef struct segrl_prime_source {
+    segrl_view token_rewards; /* f32 token tensor (e.g. the implicit rewards), or none */
+    segrl_view reward_mask;   /* token mask of the reward positions (and-ed with the call's
+                                 mask), or none: every valid token; only with token_rewards */
+    segrl_view scores;        /* f32 (B), used when token_rewards is none (outcome reward) */
+    float weight;             /* w_j */
+} segrl_prime_source;
+
+/* PRIME returns (arXiv 2502.01456): a leave-one-out (RLOO) baseline per reward source, the
+ * weighted sum of the sources, then undiscounted returns. For source j, P_j(i) are the reward
+ * positions of sequence i (its valid tokens in reward_mask; with scores: its last valid token,
+ * x = scores[i]); mu_i = mean of x over P_j(i) (0 when empty). In group g of n sequences
+ * (group_index) with M_g = sum of mu_i over the group:
+ *   x~_t = x_t * n / (n - 1) - M_g / (n - 1)   at t in P_j(i)       (= x_t - mean of the others'
+ *                                                                    mu when x is constant)
+ *   x~_t = 0                                   elsewhere, and for every t when n == 1
+ *   r_t  = sum_j w_j x~^j_t;   G_t = sum of r_s over valid s >= t (every slot written)
+ * Whitening (as PRIME does next) is a separate call: segrl_whiten.
+ * mask: token tensor or none; sources: n_sources >= 1; group_index: i32/i64 (B) in
+ * [0, num_groups); out_returns: f32 token tensor (defines the geometry); out_rewards: f32 token
+ * tensor (r_t) or none.
+ * Workspace: segrl_prime_returns_workspace_size(B, num_groups) bytes of host memory. */
+SEGRL_API segrl_status segrl_prime_returns(const segrl_layout *layout, segrl_view mask,
+                                           const segrl_prime_source *sources, int32_t n_sources,
+                                           segrl_view group_index, int64_t num_groups,
+                                           const segrl_exec *exec, segrl_view out_returns,
+                                           segrl_view out_rewards);
+
+/* Workspace bytes segrl_prime_returns needs for `batch` sequences and `num_groups` groups. */
+SEGRL_API segrl_status segrl_prime_returns_workspace_size(int64_t batch, int64_t num_groups,
+                                                          size_t *out_bytes);
 
 #ifdef __cplusplus
 }

@@ -1,4 +1,4 @@
-/* ops.c — segment reduce and scatter, the probability mask, PRIME implicit token rewards. */
+/* ops.c — segment reduce and scatter, the probability mask. */
 #include "common.h"
 
 // ----------------------------------------------------------------------------
@@ -161,41 +161,6 @@ segrl_status segrl_prob_mask(const segrl_layout *layout, segrl_view probs, segrl
             default: ((float *)o.data)[ob + t] = on ? 1.0f : 0.0f; break;
             }
         }
-    }
-    return SEGRL_OK;
-}
-
-// ----------------------------------------------------------------------------
-// PRIME implicit token rewards
-
-segrl_status segrl_prime_token_rewards(const segrl_layout *layout, segrl_view logprobs,
-                                       segrl_view ref_logprobs, segrl_view mask, float beta,
-                                       const segrl_exec *exec, segrl_view out) {
-    static const char *fn = "segrl_prime_token_rewards";
-    sg_call c;
-    sg_tok lp, rf, m, o;
-    SG_TRY(sg_seg_cpu_layout(fn, layout));
-    SG_TRY(sg_seg_cpu_only(fn, "logprobs", logprobs));
-    SG_TRY(sg_seg_cpu_only(fn, "ref_logprobs", ref_logprobs));
-    SG_TRY(sg_seg_cpu_only(fn, "mask", mask));
-    SG_TRY(sg_seg_cpu_only(fn, "out", out));
-    SG_TRY(sg_begin(&c, fn, layout, logprobs, "logprobs", exec));
-    SG_TRY(sg_tok_view(&c, logprobs, "logprobs", SG_F32, 1, &lp));
-    SG_TRY(sg_tok_view(&c, ref_logprobs, "ref_logprobs", SG_F32, 1, &rf));
-    SG_TRY(sg_tok_view(&c, mask, "mask", SG_MASK, 0, &m));
-    SG_TRY(sg_tok_view(&c, out, "out", SG_F32, 1, &o));
-    SG_TRY(sg_seg_finite(fn, "beta", beta));
-    SG_TRY(sg_check_offsets(&c));
-    SG_TRY(sg_check_finite_tok(&c, "logprobs", lp, m));
-    SG_TRY(sg_check_finite_tok(&c, "ref_logprobs", rf, m));
-    const sg_geom *g = &c.g;
-    for (int64_t b = 0; b < g->B; b++) {
-        const int64_t len = sg_seq_len(g, b);
-        const float *a = sg_f32(lp, sg_base(g, lp, b)), *r = sg_f32(rf, sg_base(g, rf, b));
-        float *w = sg_f32(o, sg_base(g, o, b));
-        const int64_t mb = sg_base(g, m, b);
-        for (int64_t t = 0; t < len; t++)
-            w[t] = sg_valid(m, mb + t) ? beta * (a[t] - r[t]) : 0.0f;
     }
     return SEGRL_OK;
 }
