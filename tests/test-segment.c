@@ -475,7 +475,9 @@ static void test_random(int64_t B, int64_t T, uint64_t seed) {
     segrl_cutpoint_opts co[3] = {{0.9f, 5, 0}, {0.5f, 2, 3}, {0.99f, 1, 0}};
     int64_t *off, *st, *en, S = 0;
     for (int i = 0; i < 3; i++) {
-        for (int64_t K = 1; K <= 9; K += 4) {
+        static const int64_t Ks[8] = {1, 2, 3, 5, 7, 9, 13, 50};
+        for (int q = 0; q < 8; q++) {
+            const int64_t K = Ks[q];
             S = run_partition(&z, P_PARTS, K, co[0], delim, 3, &off, &st, &en);
             free(off), free(st), free(en);
             S = run_partition(&z, P_EVERY, K + i, co[0], delim, 3, &off, &st, &en);

@@ -32,10 +32,14 @@ static int64_t sg_part_seq(const sg_geom *g, const sg_part *p, int64_t b, void *
                            void *en, int32_t edt, int64_t base) {
     const int64_t len = sg_seq_len(g, b);
     const int64_t mb = sg_base(g, p->mask, b);
-    int64_t n = 0, K = 0;
+    int64_t n = 0, K = 0, next = -1, step = 0, extra = 0, rem = 0;
     if (p->kind == SG_PART_PARTS) {
         for (int64_t t = 0; t < len; t++) n += sg_valid(p->mask, mb + t);
         K = p->K < n ? p->K : n;
+        /* part q starts at ordinal floor(q n / K), walked without forming q * n (no overflow):
+         * floor((q+1) n / K) = floor(q n / K) + n / K + carry of the remainders. K <= n, so
+         * every part is non-empty. */
+        if (K > 0) step = n / K, extra = n % K, next = step, rem = extra;
     }
     const float *pr = p->kind == SG_PART_CUT ? sg_f32(p->probs, sg_base(g, p->probs, b)) : NULL;
     const int64_t ib = p->kind == SG_PART_DELIM ? sg_base(g, p->ids, b) : 0;
@@ -46,8 +50,12 @@ static int64_t sg_part_seq(const sg_geom *g, const sg_part *p, int64_t b, void *
         int brk = j == 0;
         switch (p->kind) {
         case SG_PART_PARTS:
-            /* part(j) = ((j + 1) K - 1) / n */
-            if (j > 0) brk = ((j + 1) * K - 1) / n != (j * K - 1) / n;
+            if (j == next) {
+                brk = 1;
+                next += step;
+                rem += extra;
+                if (rem >= K) next++, rem -= K;
+            }
             break;
         case SG_PART_EVERY: brk = j % p->M == 0; break;
         case SG_PART_CUT: {
