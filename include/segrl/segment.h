@@ -1,6 +1,6 @@
 /* segrl/segment.h — segment-level credit assignment: partitioners, segment reduce/scatter,
  * SPO-chain and VinePPO advantages, the probability mask, process-reward transforms, dense
- * segment rewards and PRIME implicit token rewards.
+ * segment rewards, PRIME implicit token rewards and RLOO returns.
  *
  * CPU reference only in this release: a view on a CUDA device returns SEGRL_ERR_UNSUPPORTED
  * ("<fn>: <arg>: CUDA views are not supported by this op yet (CPU only)").
@@ -20,7 +20,9 @@
  *   offsets[b+1] - offsets[b] of the layout when packed) and end[k] <= start[k+1] (sorted, not
  *   overlapping, non-empty). Gaps between spans are allowed. The three views may have different
  *   index dtypes. Every call that reads spans checks them (SEGRL_CHECKS_FULL) and returns
- *   SEGRL_ERR_INVALID naming "segments.offsets", "segments.start" or "segments.end".
+ *   SEGRL_ERR_INVALID naming "segments->offsets", "segments->start" or "segments->end"
+ *   (the partitioners' outputs are "out->offsets", ...; dense reward sources
+ *   "sources[j].spans->start", ...).
  *   Masked (invalid) tokens inside a span belong to it but are never read or written with a
  *   value: ops below use only the valid tokens of each span.
  *
