@@ -143,6 +143,50 @@ segrl_status sg_cuda_outcome(const sg_geom *g, const sg_outcome_args *a, sg_outc
                              sg_tok out_tok, float *out_seq, void *stream);
 #endif
 
+#ifdef SEGRL_WITH_CUDA
+// ----------------------------------------------------------------------------
+// CUDA backend: rollout trees (kernels/tree.cu)
+
+/* A tree whose views were validated by src/tree/tree.c; every pointer is device memory.
+ * ws: the caller's workspace, segrl_tree_workspace_size(cuda, M) bytes
+ * ([check scratch][8 slots]). */
+typedef struct sg_tree_dev {
+    int64_t M;
+    const void *parent;
+    int32_t parent_dt;
+    const void *s0, *s1; /* or NULL */
+    int32_t s0_dt, s1_dt;
+    int64_t num_tokens;
+    const float *reward; /* or NULL */
+    const void *depth;   /* or NULL */
+    int32_t depth_dt;
+    void *ws;
+    void *stream;
+} sg_tree_dev;
+
+enum { SG_TREE_BAD_NONE = 0, SG_TREE_BAD_PARENT, SG_TREE_BAD_DEPTH, SG_TREE_BAD_SPAN,
+       SG_TREE_BAD_REWARD };
+
+/* The first failed content check, in the CPU's order (parent, depth, spans, leaf rewards), its
+ * smallest offending node and what the message needs: PARENT a = parent; DEPTH a = depth,
+ * b = expected; SPAN a = start, b = end; REWARD r = the reward. */
+typedef struct sg_tree_bad {
+    int what;
+    int64_t node, a, b;
+    double r;
+} sg_tree_bad;
+
+/* Runs the content checks (check_reward: also finite rewards at leaves); synchronizes. */
+segrl_status sg_cuda_tree_check(const sg_tree_dev *t, int check_reward, sg_tree_bad *out);
+/* kind: segrl_tree_value; lc NULL or i32/i64 (lc_dt). */
+segrl_status sg_cuda_tree_values(const sg_tree_dev *t, int32_t kind, float *out, void *lc,
+                                 int32_t lc_dt);
+/* leaf_out, nm may be NULL; out may alias V. */
+segrl_status sg_cuda_tree_advantages(const sg_tree_dev *t, const float *V,
+                                     const segrl_tree_adv_opts *o, float *out, float *leaf_out,
+                                     void *nm, int32_t nm_dt);
+#endif
+
 #ifdef __cplusplus
 }
 #endif

@@ -654,9 +654,12 @@ static int bad_setup(int id, bad_args *a, int *fam, segrl_status *want, const ch
     case 39: *fam = VAL, a->exec.checks = 5, *word = "exec"; break;
     case 40: *fam = VAL, a->exec.workspace = NULL, *want = SEGRL_ERR_WORKSPACE, *word = "exec->workspace"; break;
     case 41: *fam = EP, a->exec.workspace_bytes = 16, *want = SEGRL_ERR_WORKSPACE, *word = "exec->workspace"; break;
-    case 42: *fam = VAL, a->t.parent.device = segrl_cuda(0), *want = SEGRL_ERR_UNSUPPORTED,
-             *word = "segrl_tree_values: tree->parent: CUDA views are not supported by this op yet (CPU only)"; break;
-    case 43: *fam = ADV, a->values.device = segrl_cuda(0), *want = SEGRL_ERR_UNSUPPORTED, *word = "values: CUDA"; break;
+    case 42: /* a tree on CUDA: no device (or CPU-only build); with a GPU, the other views are on the CPU */
+        *fam = VAL, a->t.parent.device = segrl_cuda(0);
+        if (segrl_cuda_device_count() > 0) *word = "on cpu, expected cuda:0";
+        else *want = SEGRL_ERR_NO_DEVICE, *word = "segrl_tree_values: tree->parent: on cuda:0 but";
+        break;
+    case 43: *fam = ADV, a->values.device = segrl_cuda(0), *word = "values: on cuda:0, expected cpu"; break;
     case 44: *fam = EP, a->out_adv.device = segrl_cuda(0), *want = SEGRL_ERR_UNSUPPORTED, *word = "out_advantages: CUDA"; break;
     case 45: *fam = REST, a->out_v.device = segrl_cuda(1), *want = SEGRL_ERR_UNSUPPORTED, *word = "out_values: CUDA"; break;
     case 46: *fam = SIZE, a->t.span_start.device = segrl_cuda(0), *want = SEGRL_ERR_UNSUPPORTED, *word = "tree->span_start"; break;

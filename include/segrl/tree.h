@@ -1,7 +1,10 @@
 /* segrl/tree.h — credit assignment on batches of Monte-Carlo rollout trees (SPO-tree, TreeRL,
  * ReST-MCTS*, ROSE).
  *
- * CPU reference only in this release: a view on a CUDA device returns SEGRL_ERR_UNSUPPORTED
+ * Devices: segrl_tree_values and segrl_tree_advantages run on CUDA when the tree's views are on a
+ * CUDA device (the device of tree->parent; every other view must be on the same one; a CPU-only
+ * build returns SEGRL_ERR_NO_DEVICE). The episode expansion and ReST-MCTS* targets are CPU only:
+ * a view on a CUDA device returns SEGRL_ERR_UNSUPPORTED
  * ("<fn>: <arg>: CUDA views are not supported by this op yet (CPU only)").
  *
  * Representation (segrl_tree): M nodes, numbered so that every node comes after its parent.
@@ -44,7 +47,9 @@ typedef struct segrl_tree {
     segrl_view depth;       /* i32/i64 (M), or none */
 } segrl_tree;
 
-/* Workspace bytes every tree call needs for M = num_nodes nodes (the same for all of them). */
+/* Workspace bytes every tree call needs for M = num_nodes nodes (the same for all of them) on
+ * `device`: 64 M on the CPU; on CUDA 8 arrays of M + 2 words plus 256 bytes of check scratch,
+ * about 64 M + 2.3 KB, all device memory. */
 SEGRL_API segrl_status segrl_tree_workspace_size(segrl_device device, int64_t num_nodes,
                                                  size_t *out_bytes);
 
@@ -67,7 +72,8 @@ typedef enum segrl_tree_value {
  *   tree:             parent, leaf_reward required
  *   out_values:       f32 (M), required
  *   out_leaf_counts:  i32/i64 (M), optional: number of leaves below each node (1 at a leaf)
- * Statuses: SEGRL_OK, SEGRL_ERR_INVALID, SEGRL_ERR_WORKSPACE, SEGRL_ERR_UNSUPPORTED (CUDA). */
+ * Statuses: SEGRL_OK, SEGRL_ERR_INVALID, SEGRL_ERR_WORKSPACE, SEGRL_ERR_NO_DEVICE,
+ * SEGRL_ERR_CUDA. */
 SEGRL_API segrl_status segrl_tree_values(const segrl_tree *tree, int32_t kind,
                                          const segrl_exec *exec, segrl_view out_values,
                                          segrl_view out_leaf_counts);
@@ -165,7 +171,8 @@ SEGRL_API segrl_status segrl_tree_episodes_size(const segrl_tree *tree, segrl_vi
  *   out_advantages:        f32 (N), required
  *   out_mask:              u8/i32/i64/f32 (N), optional: 1 at tokens to train on
  *   out_episode_node:      i32/i64 (E), optional: the node (EDGE) or leaf (PATH) of each episode
- * E and N from segrl_tree_episodes_size. Statuses as segrl_tree_values. */
+ * E and N from segrl_tree_episodes_size. Statuses: SEGRL_OK,
+ * SEGRL_ERR_INVALID, SEGRL_ERR_WORKSPACE, SEGRL_ERR_UNSUPPORTED (CUDA views). */
 SEGRL_API segrl_status segrl_tree_episodes(const segrl_tree *tree, segrl_view node_advantages,
                                            segrl_view leaf_advantages, segrl_view node_mask,
                                            const segrl_tree_episode_opts *opts,

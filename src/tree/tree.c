@@ -50,7 +50,10 @@ typedef struct sg_tree {
     int32_t s0_dt, s1_dt;
     int64_t num_tokens;
     const float *reward; /* or NULL */
-    /* workspace slots */
+    const void *dep;     /* or NULL */
+    int32_t dep_dt;
+    int cuda;            /* the views are on a CUDA device (values and advantages only) */
+    /* workspace slots (CPU) */
     double *d[4];
     int64_t *k; /* child counts (filled by sg_tree_begin) */
     int64_t *x[3];
@@ -64,7 +67,8 @@ static inline int64_t sg_len(const sg_tree *t, int64_t i) {
 
 static int sg_full(const sg_call *c) { return c->exec.checks == SEGRL_CHECKS_FULL; }
 
-/* CPU only in this release: any view on a CUDA device is unsupported. */
+/* Episodes and ReST-MCTS* targets are CPU only in this release: any view on a CUDA device is
+ * unsupported. */
 static segrl_status sg_cpu_only(const char *fn, segrl_view v, const char *name) {
     if (!segrl_view_is_none(v) && v.device.type == SEGRL_DEVICE_CUDA)
         return sg_fail(SEGRL_ERR_UNSUPPORTED,
@@ -85,14 +89,111 @@ segrl_status segrl_tree_workspace_size(segrl_device device, int64_t num_nodes, s
     if (num_nodes < 0 || (uint64_t)num_nodes > (uint64_t)SIZE_MAX / (SG_TREE_SLOTS * 8) - 1)
         return sg_fail(SEGRL_ERR_INVALID, "%s: num_nodes: %lld out of range", fn,
                        (long long)num_nodes);
-    *out_bytes = (size_t)num_nodes * SG_TREE_SLOTS * 8;
+    if (device.type == SEGRL_DEVICE_CUDA) /* kernels/tree.cu: [check scratch][8 slots of M + 2] */
+        *out_bytes = SG_WS_CHECK_BYTES + (size_t)SG_TREE_SLOTS * sg_align(((size_t)num_nodes + 2) * 8);
+    else
+        *out_bytes = (size_t)num_nodes * SG_TREE_SLOTS * 8;
     return SEGRL_OK;
 }
 
-/* Validates the tree (views, workspace, contents) and fills the child counts. need_reward:
- * leaf_reward required and checked finite at leaves; need_spans: spans required. */
+/* A tree on a CUDA device (values and advantages): the device must be usable, as sg_begin
+ * requires of token tensors; a CPU-only build reports SEGRL_ERR_NO_DEVICE. */
+static segrl_status sg_tree_device(const char *fn, segrl_device d, const char *name) {
+#ifdef SEGRL_WITH_CUDA
+    int n = sg_cuda_device_count();
+    if (n == 0)
+        return sg_fail(SEGRL_ERR_NO_DEVICE, "%s: %s: on cuda:%d but no CUDA device is available",
+                       fn, name, d.index);
+    if (d.index < 0 || d.index >= n)
+        return sg_fail(SEGRL_ERR_NO_DEVICE, "%s: %s: on cuda:%d but %d CUDA device(s)", fn, name,
+                       d.index, n);
+    return sg_cuda_set_device(d.index);
+#else
+    return sg_fail(SEGRL_ERR_NO_DEVICE, "%s: %s: on cuda:%d but segrl was built without CUDA", fn,
+                   name, d.index);
+#endif
+}
+
+#ifdef SEGRL_WITH_CUDA
+static sg_tree_dev sg_tree_on_dev(const sg_call *c, const sg_tree *t) {
+    sg_tree_dev d;
+    memset(&d, 0, sizeof d);
+    d.M = t->M;
+    d.parent = t->parent;
+    d.parent_dt = t->parent_dt;
+    d.s0 = t->s0;
+    d.s1 = t->s1;
+    d.s0_dt = t->s0_dt;
+    d.s1_dt = t->s1_dt;
+    d.num_tokens = t->num_tokens;
+    d.reward = t->reward;
+    d.depth = t->dep;
+    d.depth_dt = t->dep_dt;
+    d.ws = c->exec.workspace;
+    d.stream = c->exec.stream;
+    return d;
+}
+#endif
+
+/* The content checks on the device, with the CPU's messages. */
+static segrl_status sg_tree_begin_cuda(sg_call *c, sg_tree *t, int need_reward) {
+    if (!sg_full(c)) return SEGRL_OK;
+#ifdef SEGRL_WITH_CUDA
+    const char *fn = c->fn;
+    const sg_tree_dev d = sg_tree_on_dev(c, t);
+    sg_tree_bad b;
+    SG_TRY(sg_cuda_tree_check(&d, need_reward, &b));
+    const long long i = (long long)b.node;
+    switch (b.what) {
+    case SG_TREE_BAD_PARENT:
+        if (b.a < -1 || b.a >= t->M)
+            return sg_fail(SEGRL_ERR_INVALID,
+                           "%s: tree->parent: node %lld has parent %lld, outside [-1, M = %lld)",
+                           fn, i, (long long)b.a, (long long)t->M);
+        return sg_fail(SEGRL_ERR_INVALID,
+                       "%s: tree->parent: node %lld has parent %lld, which is not before "
+                       "it (parents must precede their children)",
+                       fn, i, (long long)b.a);
+    case SG_TREE_BAD_DEPTH:
+        return sg_fail(SEGRL_ERR_INVALID,
+                       "%s: tree->depth: node %lld has depth %lld, expected %lld", fn, i,
+                       (long long)b.a, (long long)b.b);
+    case SG_TREE_BAD_SPAN:
+        if (b.a < 0 || b.a > t->num_tokens)
+            return sg_fail(SEGRL_ERR_INVALID,
+                           "%s: tree->span_start: node %lld starts at %lld, outside "
+                           "[0, num_tokens = %lld]",
+                           fn, i, (long long)b.a, (long long)t->num_tokens);
+        if (b.b < b.a || b.b > t->num_tokens)
+            return sg_fail(SEGRL_ERR_INVALID,
+                           "%s: tree->span_end: node %lld ends at %lld, outside "
+                           "[span_start = %lld, num_tokens = %lld]",
+                           fn, i, (long long)b.b, (long long)b.a, (long long)t->num_tokens);
+        return sg_fail(SEGRL_ERR_INVALID,
+                       "%s: tree->span_start: node %lld span [%lld, %lld) overlaps "
+                       "or precedes an earlier node's span (spans must be "
+                       "disjoint and in node order)",
+                       fn, i, (long long)b.a, (long long)b.b);
+    case SG_TREE_BAD_REWARD:
+        return sg_fail(SEGRL_ERR_INVALID,
+                       "%s: tree->leaf_reward: leaf %lld has no finite reward (%g)", fn, i, b.r);
+    default: break;
+    }
+    return SEGRL_OK;
+#else
+    (void)t;
+    (void)need_reward;
+    return sg_fail(SEGRL_ERR_NO_DEVICE, "%s: built without CUDA", c->fn);
+#endif
+}
+
+/* Validates the tree (views, workspace, contents) and (CPU) fills the child counts.
+ * need_reward: leaf_reward required and checked finite at leaves; need_spans: spans required;
+ * cuda_ok: the op runs on CUDA (the tree's device is that of tree->parent), else CUDA views are
+ * unsupported. */
 static segrl_status sg_tree_begin(sg_call *c, sg_tree *t, const char *fn, const segrl_tree *tree,
-                                  const segrl_exec *exec, int need_reward, int need_spans) {
+                                  const segrl_exec *exec, int need_reward, int need_spans,
+                                  int cuda_ok) {
     memset(c, 0, sizeof *c);
     memset(t, 0, sizeof *t);
     c->fn = fn;
@@ -102,11 +203,18 @@ static segrl_status sg_tree_begin(sg_call *c, sg_tree *t, const char *fn, const 
     if (c->exec.checks != SEGRL_CHECKS_FULL && c->exec.checks != SEGRL_CHECKS_SHAPES)
         return sg_fail(SEGRL_ERR_INVALID, "%s: exec: checks %d is not a segrl_checks value", fn,
                        c->exec.checks);
-    SG_TRY(sg_cpu_only(fn, tree->parent, "tree->parent"));
-    SG_TRY(sg_cpu_only(fn, tree->span_start, "tree->span_start"));
-    SG_TRY(sg_cpu_only(fn, tree->span_end, "tree->span_end"));
-    SG_TRY(sg_cpu_only(fn, tree->leaf_reward, "tree->leaf_reward"));
-    SG_TRY(sg_cpu_only(fn, tree->depth, "tree->depth"));
+    if (!cuda_ok) {
+        SG_TRY(sg_cpu_only(fn, tree->parent, "tree->parent"));
+        SG_TRY(sg_cpu_only(fn, tree->span_start, "tree->span_start"));
+        SG_TRY(sg_cpu_only(fn, tree->span_end, "tree->span_end"));
+        SG_TRY(sg_cpu_only(fn, tree->leaf_reward, "tree->leaf_reward"));
+        SG_TRY(sg_cpu_only(fn, tree->depth, "tree->depth"));
+    } else if (!segrl_view_is_none(tree->parent) &&
+               tree->parent.device.type == SEGRL_DEVICE_CUDA) {
+        SG_TRY(sg_tree_device(fn, tree->parent.device, "tree->parent"));
+        c->g.device = tree->parent.device;
+        t->cuda = 1;
+    }
     if (segrl_view_is_none(tree->parent))
         return sg_fail(SEGRL_ERR_INVALID, "%s: tree->parent: NULL (required)", fn);
     if (tree->parent.ndim != 1)
@@ -132,9 +240,12 @@ static segrl_status sg_tree_begin(sg_call *c, sg_tree *t, const char *fn, const 
     const void *dep = NULL;
     int32_t dep_dt = -1;
     SG_TRY(sg_index_vec(c, tree->depth, "tree->depth", M, 0, &dep, &dep_dt));
+    t->dep = dep;
+    t->dep_dt = dep_dt;
     size_t need = 0;
     SG_TRY(segrl_tree_workspace_size(c->g.device, M, &need));
     SG_TRY(sg_workspace(c, need));
+    if (t->cuda) return sg_tree_begin_cuda(c, t, need_reward);
     double *w = (double *)c->exec.workspace;
     for (int s = 0; s < 4; s++) t->d[s] = w + (size_t)s * M;
     int64_t *wi = (int64_t *)(w + (size_t)4 * M);
@@ -262,9 +373,7 @@ segrl_status segrl_tree_values(const segrl_tree *tree, int32_t kind, const segrl
     static const char *fn = "segrl_tree_values";
     sg_call c;
     sg_tree t;
-    SG_TRY(sg_cpu_only(fn, out_values, "out_values"));
-    SG_TRY(sg_cpu_only(fn, out_leaf_counts, "out_leaf_counts"));
-    SG_TRY(sg_tree_begin(&c, &t, fn, tree, exec, 1, 0));
+    SG_TRY(sg_tree_begin(&c, &t, fn, tree, exec, 1, 0, 1));
     if (kind < SEGRL_TREE_VALUE_LEAF_MEAN || kind > SEGRL_TREE_VALUE_MAX)
         return sg_fail(SEGRL_ERR_INVALID, "%s: kind: %d is not a segrl_tree_value", fn, kind);
     const void *ov, *lc;
@@ -273,6 +382,12 @@ segrl_status segrl_tree_values(const segrl_tree *tree, int32_t kind, const segrl
     SG_TRY(sg_index_vec(&c, out_leaf_counts, "out_leaf_counts", t.M, 0, &lc, &lc_dt));
     SG_TRY(sg_out_index_range(&c, "out_leaf_counts", lc_dt, t.M));
     SG_TRY(sg_distinct(fn, "out_values", ov, "out_leaf_counts", lc));
+    if (t.cuda) {
+#ifdef SEGRL_WITH_CUDA
+        const sg_tree_dev d = sg_tree_on_dev(&c, &t);
+        return sg_cuda_tree_values(&d, kind, (float *)ov, (void *)lc, lc_dt);
+#endif
+    }
     sg_cpu_tree_values(&t, kind, (float *)ov, (void *)lc, lc_dt);
     return SEGRL_OK;
 }
@@ -362,12 +477,8 @@ segrl_status segrl_tree_advantages(const segrl_tree *tree, segrl_view values,
     sg_call c;
     sg_tree t;
     segrl_tree_adv_opts o = opts ? *opts : segrl_tree_adv_opts_default();
-    SG_TRY(sg_cpu_only(fn, values, "values"));
-    SG_TRY(sg_cpu_only(fn, out_advantages, "out_advantages"));
-    SG_TRY(sg_cpu_only(fn, out_leaf_advantages, "out_leaf_advantages"));
-    SG_TRY(sg_cpu_only(fn, out_node_mask, "out_node_mask"));
     const int want_leaf = !segrl_view_is_none(out_leaf_advantages);
-    SG_TRY(sg_tree_begin(&c, &t, fn, tree, exec, want_leaf, 0));
+    SG_TRY(sg_tree_begin(&c, &t, fn, tree, exec, want_leaf, 0, 1));
     if (o.kind < SEGRL_TREE_ADV_PARENT || o.kind > SEGRL_TREE_ADV_SIBLINGS)
         return sg_fail(SEGRL_ERR_INVALID, "%s: opts->kind: %d is not a segrl_tree_adv", fn, o.kind);
     if (!(o.eps >= 0.0f) || !isfinite(o.eps))
@@ -384,6 +495,13 @@ segrl_status segrl_tree_advantages(const segrl_tree *tree, segrl_view values,
     SG_TRY(sg_distinct(fn, "values", v, "out_leaf_advantages", ol));
     SG_TRY(sg_distinct(fn, "values", v, "out_node_mask", nm));
     SG_TRY(sg_check_finite_vec(&c, "values", (const float *)v, t.M));
+    if (t.cuda) {
+#ifdef SEGRL_WITH_CUDA
+        const sg_tree_dev d = sg_tree_on_dev(&c, &t);
+        return sg_cuda_tree_advantages(&d, (const float *)v, &o, (float *)oa, (float *)ol,
+                                       (void *)nm, nm_dt);
+#endif
+    }
     sg_cpu_tree_advantages(&t, (const float *)v, &o, (float *)oa, (float *)ol, (void *)nm, nm_dt);
     return SEGRL_OK;
 }
@@ -520,7 +638,7 @@ static segrl_status sg_episode_args(sg_call *c, sg_tree *t, const char *fn,
                                     const void **nm, int32_t *nm_dt) {
     SG_TRY(sg_cpu_only(fn, node_mask, "node_mask"));
     const int rose = o->kind == SEGRL_TREE_EPISODE_PATH && o->rose;
-    SG_TRY(sg_tree_begin(c, t, fn, tree, exec, rose, 1));
+    SG_TRY(sg_tree_begin(c, t, fn, tree, exec, rose, 1, 0));
     if (o->kind != SEGRL_TREE_EPISODE_EDGE && o->kind != SEGRL_TREE_EPISODE_PATH)
         return sg_fail(SEGRL_ERR_INVALID, "%s: opts->kind: %d is not a segrl_tree_episode", fn,
                        o->kind);
@@ -620,7 +738,7 @@ segrl_status segrl_tree_rest_values(const segrl_tree *tree, float correct_thresh
     sg_tree t;
     const void *ov;
     SG_TRY(sg_cpu_only(fn, out_values, "out_values"));
-    SG_TRY(sg_tree_begin(&c, &t, fn, tree, exec, 1, 0));
+    SG_TRY(sg_tree_begin(&c, &t, fn, tree, exec, 1, 0, 0));
     if (!isfinite(correct_threshold))
         return sg_fail(SEGRL_ERR_INVALID, "%s: correct_threshold: not finite", fn);
     if (!isfinite(v0)) return sg_fail(SEGRL_ERR_INVALID, "%s: v0: not finite", fn);
