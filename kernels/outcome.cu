@@ -62,6 +62,9 @@ __device__ __forceinline__ double sg_dkey_value(long long k) {
 // ----------------------------------------------------------------------------
 // 1. R and len
 
+/* a / d, and 0 for d == 0: a constant group with eps = 0 has A = 0 / 0 (as the CPU) */
+__device__ static inline double sg_div0(double a, double d) { return d > 0 ? a / d : 0.0; }
+
 __global__ void sg_oc_seq_init_kernel(sg_oc_params p, sg_dgeom g, int has_mask) {
     const int64_t b = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (b >= p.B) return;
@@ -228,7 +231,7 @@ __global__ void __launch_bounds__(SG_OC_THREADS)
                 switch (p.op) {
                 case SEGRL_OP_GRPO:
                     A = R - mean;
-                    if (p.std_scope != SEGRL_STD_NONE) A /= sd + (double)p.eps;
+                    if (p.std_scope != SEGRL_STD_NONE) A = sg_div0(A, sd + (double)p.eps);
                     break;
                 case SEGRL_OP_RLOO: A = single ? R : (R - mean) * n / (n - 1); break;
                 case SEGRL_OP_OPO: A = R - (single || s[4] <= 0 ? 0.0 : s[3] / s[4]); break;
@@ -238,7 +241,7 @@ __global__ void __launch_bounds__(SG_OC_THREADS)
                         break;
                     }
                     A = R - (single ? 0.0 : s[7]);
-                    if (p.std_scope != SEGRL_STD_NONE) A /= sd + (double)p.eps;
+                    if (p.std_scope != SEGRL_STD_NONE) A = sg_div0(A, sd + (double)p.eps);
                     break;
                 default: /* REINFORCE++-baseline, GPG */ A = R - mean; break;
                 }

@@ -306,6 +306,16 @@ static void test_hand(void) {
         double w[3] = {2.0 / 3, -1.0 / 3, -1.0 / 3};
         h_close_f("drgrpo(3)", seq, w, 3, 1e-6, 0);
     }
+    {   /* a constant group with eps = 0: 0 / 0 is defined as 0, never NaN */
+        float same[3] = {0.5f, 0.5f, 0.5f};
+        segrl_outcome in2 = in;
+        in2.scores = vec(same, SEGRL_DTYPE_F32, 3);
+        segrl_outcome_opts o = segrl_outcome_opts_default();
+        o.eps = 0;
+        OK(segrl_grpo(NULL, &in2, &o, &e, f32v(tok, 3, 2), vec(seq, SEGRL_DTYPE_F32, 3)));
+        double z[3] = {0, 0, 0};
+        h_close_f("grpo(constant, eps 0)", seq, z, 3, 0, 0);
+    }
     {   /* RLOO: R minus the mean of the other two */
         OK(segrl_rloo(NULL, &in, NULL, &e, f32v(tok, 3, 2), vec(seq, SEGRL_DTYPE_F32, 3)));
         double w[3] = {1, -0.5, -0.5};

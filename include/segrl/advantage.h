@@ -126,7 +126,8 @@ typedef enum segrl_singleton {
 } segrl_singleton;
 
 typedef struct segrl_outcome_opts {
-    float eps;         /* GRPO/pass@k: A = (R - mean) / (std + eps); default 1e-6 (verl) */
+    float eps;         /* GRPO/pass@k: A = (R - mean) / (std + eps); default 1e-6 (verl).
+                        * std + eps == 0 (a constant group with eps 0) gives A = 0 */
     int32_t std_scope; /* segrl_std_scope; GRPO and pass@k */
     int32_t unbiased;  /* std with n - 1 (torch.std, verl, TRL) when 1; with n when 0 */
     int32_t singleton; /* segrl_singleton */

@@ -50,6 +50,9 @@ static void sg_outcome_inputs(const sg_geom *g, const sg_outcome_args *a, sg_out
     }
 }
 
+/* a / d, and 0 for d == 0: a constant group with eps = 0 has A = 0 / 0 */
+static inline double sg_div0(double a, double d) { return d > 0 ? a / d : 0.0; }
+
 static double sg_std(double m2, double n, int unbiased) {
     double d = unbiased ? n - 1 : n;
     return d > 0 ? sqrt(m2 / d) : 0.0;
@@ -115,7 +118,7 @@ static void sg_seq_advantages(const sg_geom *g, const sg_outcome_args *a, sg_out
         switch (a->op) {
         case SEGRL_OP_GRPO:
             A = R - mean;
-            if (o->std_scope != SEGRL_STD_NONE) A /= std + (double)o->eps;
+            if (o->std_scope != SEGRL_STD_NONE) A = sg_div0(A, std + (double)o->eps);
             break;
         case SEGRL_OP_RLOO: A = single ? R : (R - mean) * n / (n - 1); break;
         case SEGRL_OP_OPO: A = R - (single || s[4] <= 0 ? 0.0 : s[3] / s[4]); break;
@@ -125,7 +128,7 @@ static void sg_seq_advantages(const sg_geom *g, const sg_outcome_args *a, sg_out
                 break;
             }
             A = R - (single ? 0.0 : s[7]);
-            if (o->std_scope != SEGRL_STD_NONE) A /= std + (double)o->eps;
+            if (o->std_scope != SEGRL_STD_NONE) A = sg_div0(A, std + (double)o->eps);
             break;
         default: /* REINFORCE++-baseline, GPG */ A = R - mean; break;
         }
