@@ -1,8 +1,15 @@
-/* segrl-bench — throughput of the advantage estimators against a memory-bandwidth baseline
- * measured in the same run.
+/* segrl-bench — throughput of the advantage estimators, the segment calls and the tree calls
+ * against a memory-bandwidth baseline measured in the same run.
  *
- *   segrl-bench advantage [--small] [--json FILE] [--device cpu|cuda|all] [--reps N]
+ *   segrl-bench advantage|segment|tree [--small] [--json FILE] [--device cpu|cuda|all] [--reps N]
  *
+ * The three benchmarks share the machinery: deterministic inputs, rotating copies (pool_*),
+ * timing one row on one device (bench_row: 2 warm-ups, median, CPU clock or CUDA events behind
+ * the stream gate), the rows (table + JSON) and the baselines. `segment` and `tree` rows skip a
+ * CUDA op that still answers SEGRL_ERR_UNSUPPORTED (printed as "skipped: no CUDA kernel"); their
+ * byte formulas sit next to seg_bytes() and tree_bytes() below.
+ *
+ * advantage:
  * Every estimator should be memory bound (a few flops per token), so each row reports the bytes
  * a call must move at minimum divided by its median time (GB/s), and that figure over the
  * same-run baseline: a single-thread STREAM triad on the CPU (the library is single-threaded), a
@@ -184,7 +191,73 @@ static void host_data_free(host_data *h) {
 }
 
 // ----------------------------------------------------------------------------
-// buffers on one device (CPU: the host inputs themselves; CUDA: device copies)
+// memory on one device (CPU: host memory touched outside the timed region; CUDA: cudaMalloc)
+
+typedef struct pool {
+    int cuda;
+    void **owned; /* memory to release */
+    int n, cap;
+} pool;
+
+static void *pool_alloc(pool *p, size_t bytes) {
+    void *m = NULL;
+    if (p->cuda) {
+#ifdef SEGRL_BENCH_CUDA
+        CUDA_OK(cudaMalloc(&m, bytes ? bytes : 256));
+        CUDA_OK(cudaMemset(m, 0, bytes));
+#endif
+    } else {
+        m = host_alloc(bytes);
+        memset(m, 0, bytes); /* first touch outside the timed region */
+    }
+    if (p->n == p->cap) {
+        p->cap = p->cap ? 2 * p->cap : 32;
+        p->owned = realloc(p->owned, (size_t)p->cap * sizeof *p->owned);
+        if (!p->owned) die("realloc", "out of memory");
+    }
+    p->owned[p->n++] = m;
+    return m;
+}
+
+/* a private copy of the input (each rotation set has its own) */
+static void *pool_place(pool *p, const void *host, size_t bytes) {
+    void *m = pool_alloc(p, bytes);
+    if (!p->cuda) {
+        memcpy(m, host, bytes);
+        return m;
+    }
+#ifdef SEGRL_BENCH_CUDA
+    CUDA_OK(cudaMemcpy(m, host, bytes, cudaMemcpyHostToDevice));
+#endif
+    return m;
+}
+
+static void pool_free(pool *p) {
+    for (int i = 0; i < p->n; i++) {
+        if (p->cuda) {
+#ifdef SEGRL_BENCH_CUDA
+            CUDA_OK(cudaFree(p->owned[i]));
+#endif
+        } else {
+            free(p->owned[i]);
+        }
+    }
+    free(p->owned);
+    memset(p, 0, sizeof *p);
+}
+
+static segrl_view vec_f32(pool *p, segrl_device dev, const float *host, int64_t n) {
+    void *m = host ? pool_place(p, host, (size_t)n * 4) : pool_alloc(p, (size_t)n * 4);
+    return segrl_view_1d(m, SEGRL_DTYPE_F32, dev, n);
+}
+
+static segrl_view vec_i32(pool *p, segrl_device dev, const int32_t *host, int64_t n) {
+    void *m = host ? pool_place(p, host, (size_t)n * 4) : pool_alloc(p, (size_t)n * 4);
+    return segrl_view_1d(m, SEGRL_DTYPE_I32, dev, n);
+}
+
+// ----------------------------------------------------------------------------
+// advantage buffers on one device (CPU: private copies of the host inputs; CUDA: device copies)
 
 typedef struct dev_bufs {
     int cuda;
@@ -193,78 +266,37 @@ typedef struct dev_bufs {
     segrl_view scores, greedy, gidx, seq_out;
     segrl_layout packed;
     segrl_view p_rewards, p_values, p_mask, p_out_a, p_out_b;
-    void *owned[32]; /* memory to release */
-    int n_owned;
+    pool mem;
 } dev_bufs;
-
-static void *dev_alloc(dev_bufs *d, size_t bytes) {
-    void *p = NULL;
-    if (d->cuda) {
-#ifdef SEGRL_BENCH_CUDA
-        CUDA_OK(cudaMalloc(&p, bytes ? bytes : 256));
-        CUDA_OK(cudaMemset(p, 0, bytes));
-#endif
-    } else {
-        p = host_alloc(bytes);
-        memset(p, 0, bytes); /* first touch outside the timed region */
-    }
-    if (d->n_owned == (int)(sizeof d->owned / sizeof d->owned[0]))
-        die("dev_alloc", "too many buffers");
-    d->owned[d->n_owned++] = p;
-    return p;
-}
-
-/* a private copy of the input (each rotation set has its own) */
-static void *dev_place(dev_bufs *d, const void *host, size_t bytes) {
-    void *p = dev_alloc(d, bytes);
-    if (!d->cuda) {
-        memcpy(p, host, bytes);
-        return p;
-    }
-#ifdef SEGRL_BENCH_CUDA
-    CUDA_OK(cudaMemcpy(p, host, bytes, cudaMemcpyHostToDevice));
-#endif
-    return p;
-}
 
 static void dev_bufs_make(dev_bufs *d, int cuda, const host_data *h) {
     memset(d, 0, sizeof *d);
     d->cuda = cuda;
+    d->mem.cuda = cuda;
+    pool *m = &d->mem;
     d->dev = cuda ? segrl_cuda(0) : segrl_cpu();
     const int64_t B = h->B, T = h->T, Np = h->Np;
-    const size_t nf = (size_t)h->N * sizeof(float), pf = (size_t)Np * sizeof(float);
-    d->rewards = segrl_view_2d(dev_place(d, h->rewards, nf), SEGRL_DTYPE_F32, d->dev, B, T);
-    d->values = segrl_view_2d(dev_place(d, h->values, nf), SEGRL_DTYPE_F32, d->dev, B, T);
-    d->logp = segrl_view_2d(dev_place(d, h->logp, nf), SEGRL_DTYPE_F32, d->dev, B, T);
-    d->refp = segrl_view_2d(dev_place(d, h->refp, nf), SEGRL_DTYPE_F32, d->dev, B, T);
-    d->mask = segrl_view_2d(dev_place(d, h->mask, (size_t)h->N), SEGRL_DTYPE_U8, d->dev, B, T);
-    d->out_a = segrl_view_2d(dev_alloc(d, nf), SEGRL_DTYPE_F32, d->dev, B, T);
-    d->out_b = segrl_view_2d(dev_alloc(d, nf), SEGRL_DTYPE_F32, d->dev, B, T);
-    d->scores = segrl_view_1d(dev_place(d, h->scores, (size_t)B * 4), SEGRL_DTYPE_F32, d->dev, B);
-    d->greedy = segrl_view_1d(dev_place(d, h->greedy, (size_t)B * 4), SEGRL_DTYPE_F32, d->dev, B);
-    d->gidx = segrl_view_1d(dev_place(d, h->gidx, (size_t)B * 4), SEGRL_DTYPE_I32, d->dev, B);
-    d->seq_out = segrl_view_1d(dev_alloc(d, (size_t)B * 4), SEGRL_DTYPE_F32, d->dev, B);
-    d->packed = segrl_layout_packed(segrl_view_1d(
-        dev_place(d, h->offsets, (size_t)(B + 1) * 4), SEGRL_DTYPE_I32, d->dev, B + 1));
-    d->p_rewards = segrl_view_1d(dev_place(d, h->p_rewards, pf), SEGRL_DTYPE_F32, d->dev, Np);
-    d->p_values = segrl_view_1d(dev_place(d, h->p_values, pf), SEGRL_DTYPE_F32, d->dev, Np);
-    d->p_mask = segrl_view_1d(dev_place(d, h->p_mask, (size_t)Np), SEGRL_DTYPE_U8, d->dev, Np);
-    d->p_out_a = segrl_view_1d(dev_alloc(d, pf), SEGRL_DTYPE_F32, d->dev, Np);
-    d->p_out_b = segrl_view_1d(dev_alloc(d, pf), SEGRL_DTYPE_F32, d->dev, Np);
+    const size_t nf = (size_t)h->N * sizeof(float);
+    d->rewards = segrl_view_2d(pool_place(m, h->rewards, nf), SEGRL_DTYPE_F32, d->dev, B, T);
+    d->values = segrl_view_2d(pool_place(m, h->values, nf), SEGRL_DTYPE_F32, d->dev, B, T);
+    d->logp = segrl_view_2d(pool_place(m, h->logp, nf), SEGRL_DTYPE_F32, d->dev, B, T);
+    d->refp = segrl_view_2d(pool_place(m, h->refp, nf), SEGRL_DTYPE_F32, d->dev, B, T);
+    d->mask = segrl_view_2d(pool_place(m, h->mask, (size_t)h->N), SEGRL_DTYPE_U8, d->dev, B, T);
+    d->out_a = segrl_view_2d(pool_alloc(m, nf), SEGRL_DTYPE_F32, d->dev, B, T);
+    d->out_b = segrl_view_2d(pool_alloc(m, nf), SEGRL_DTYPE_F32, d->dev, B, T);
+    d->scores = vec_f32(m, d->dev, h->scores, B);
+    d->greedy = vec_f32(m, d->dev, h->greedy, B);
+    d->gidx = vec_i32(m, d->dev, h->gidx, B);
+    d->seq_out = vec_f32(m, d->dev, NULL, B);
+    d->packed = segrl_layout_packed(vec_i32(m, d->dev, h->offsets, B + 1));
+    d->p_rewards = vec_f32(m, d->dev, h->p_rewards, Np);
+    d->p_values = vec_f32(m, d->dev, h->p_values, Np);
+    d->p_mask = segrl_view_1d(pool_place(m, h->p_mask, (size_t)Np), SEGRL_DTYPE_U8, d->dev, Np);
+    d->p_out_a = vec_f32(m, d->dev, NULL, Np);
+    d->p_out_b = vec_f32(m, d->dev, NULL, Np);
 }
 
-static void dev_bufs_free(dev_bufs *d) {
-    for (int i = 0; i < d->n_owned; i++) {
-        if (d->cuda) {
-#ifdef SEGRL_BENCH_CUDA
-            CUDA_OK(cudaFree(d->owned[i]));
-#endif
-        } else {
-            free(d->owned[i]);
-        }
-    }
-    d->n_owned = 0;
-}
+static void dev_bufs_free(dev_bufs *d) { pool_free(&d->mem); }
 
 // ----------------------------------------------------------------------------
 // the benchmarked calls
@@ -381,22 +413,24 @@ static segrl_status run_op(int which, const dev_bufs *d, int64_t G, const segrl_
 // result rows
 
 typedef struct row {
-    char op[48], device[16], device_name[128], shape[48], baseline[48];
+    char bench[16], op[48], device[16], device_name[128], shape[48], baseline[48];
     double seconds, items, items_per_s, bytes, gb_per_s, baseline_gb_per_s, ratio;
     int reps;
 } row;
 
 static row *rows = NULL;
+static int op_width = 22; /* op column: 22 for advantage (as before), wider for segment/tree */
 static int n_rows = 0, cap_rows = 0;
 
-static void print_header(void) {
-    printf("%-9s  %-22s  %-6s  %-20s  %12s  %12s  %8s  %-20s  %6s\n", "bench", "op", "device",
-           "shape", "seconds", "tokens/s", "GB/s", "baseline", "ratio");
+/* items: "tokens/s" (advantage, segment) or "nodes/s" (tree) */
+static void print_header(const char *items) {
+    printf("%-9s  %-*s  %-6s  %-20s  %12s  %12s  %8s  %-20s  %6s\n", "bench", op_width, "op",
+           "device", "shape", "seconds", items, "GB/s", "baseline", "ratio");
 }
 
-static void add_row(const char *op, const char *device, const char *device_name,
-                    const char *shape, double seconds, double items, double bytes,
-                    const char *base_name, double base_gbps, int reps) {
+static void add_row(const char *bench, const char *op, const char *device,
+                    const char *device_name, const char *shape, double seconds, double items,
+                    double bytes, const char *base_name, double base_gbps, int reps) {
     if (n_rows == cap_rows) {
         cap_rows = cap_rows ? 2 * cap_rows : 64;
         rows = realloc(rows, (size_t)cap_rows * sizeof *rows);
@@ -404,6 +438,7 @@ static void add_row(const char *op, const char *device, const char *device_name,
     }
     row *r = &rows[n_rows++];
     memset(r, 0, sizeof *r);
+    snprintf(r->bench, sizeof r->bench, "%s", bench);
     snprintf(r->op, sizeof r->op, "%s", op);
     snprintf(r->device, sizeof r->device, "%s", device);
     snprintf(r->device_name, sizeof r->device_name, "%s", device_name);
@@ -417,8 +452,9 @@ static void add_row(const char *op, const char *device, const char *device_name,
     r->ratio = base_gbps > 0 ? r->gb_per_s / base_gbps : 0;
     snprintf(r->baseline, sizeof r->baseline, "%s %.1f GB/s", base_name, base_gbps);
     r->reps = reps;
-    printf("%-9s  %-22s  %-6s  %-20s  %12.6f  %12.4g  %8.2f  %-20s  %6.2f\n", "advantage", r->op,
-           r->device, r->shape, r->seconds, r->items_per_s, r->gb_per_s, r->baseline, r->ratio);
+    printf("%-9s  %-*s  %-6s  %-20s  %12.6f  %12.4g  %8.2f  %-20s  %6.2f\n", r->bench, op_width,
+           r->op, r->device, r->shape, r->seconds, r->items_per_s, r->gb_per_s, r->baseline,
+           r->ratio);
     fflush(stdout);
 }
 
@@ -444,7 +480,9 @@ static void write_json(const char *path) {
     fputs("[\n", f);
     for (int i = 0; i < n_rows; i++) {
         const row *r = &rows[i];
-        fputs("  {\"bench\": \"advantage\", \"op\": ", f);
+        fputs("  {\"bench\": ", f);
+        json_string(f, r->bench);
+        fputs(", \"op\": ", f);
         json_string(f, r->op);
         fputs(", \"device\": ", f);
         json_string(f, r->device);
@@ -545,45 +583,8 @@ static int rotation_sets(const host_data *h, int small) {
     return n < 1 ? 1 : (n > MAX_SETS ? MAX_SETS : n);
 }
 
-static void bench_cpu(const host_data *h, int nsets, int reps, double triad, const char *name) {
-    dev_bufs d[MAX_SETS];
-    for (int i = 0; i < nsets; i++) dev_bufs_make(&d[i], 0, h);
-    double *t = malloc((size_t)reps * sizeof *t);
-    if (!t) die("malloc", "out of memory");
-    for (int which = 0; which < B_COUNT; which++) {
-        const op_spec *s = &SPECS[which];
-        const int64_t ntok = s->packed ? h->Np : h->N;
-        size_t ws_bytes = 0;
-        check_segrl(segrl_workspace_size(s->op, segrl_cpu(), h->B, ntok, s->grouped ? h->G : 1,
-                                         &ws_bytes),
-                    "segrl_workspace_size");
-        void *ws = ws_bytes ? host_alloc(ws_bytes) : NULL;
-        segrl_exec ex;
-        memset(&ex, 0, sizeof ex);
-        ex.workspace = ws;
-        ex.workspace_bytes = ws_bytes;
-        ex.checks = s->full_checks ? SEGRL_CHECKS_FULL : SEGRL_CHECKS_SHAPES;
-        int set = 0;
-        for (int k = 0; k < WARMUP; k++, set = (set + 1) % nsets)
-            check_segrl(run_op(which, &d[set], h->G, &ex), s->name);
-        for (int k = 0; k < reps; k++, set = (set + 1) % nsets) {
-            double t0 = now_s();
-            segrl_status st = run_op(which, &d[set], h->G, &ex);
-            t[k] = now_s() - t0;
-            check_segrl(st, s->name);
-        }
-        char shape[48];
-        shape_name(shape, sizeof shape, h, s->packed);
-        add_row(s->name, "cpu", name, shape, median(t, reps), (double)ntok,
-                op_bytes(s, h->B, ntok), "triad", triad, reps);
-        free(ws);
-    }
-    free(t);
-    for (int i = 0; i < nsets; i++) dev_bufs_free(&d[i]);
-}
-
 // ----------------------------------------------------------------------------
-// CUDA: D2D copy baseline and the timed calls (cudaEvents on a stream)
+// CUDA: D2D copy baseline and the stream gate
 
 #ifdef SEGRL_BENCH_CUDA
 /* The stream gate: a host function that holds the stream until the host has queued
@@ -640,80 +641,866 @@ static double cuda_copy(cudaStream_t st, int reps) {
     CUDA_OK(cudaFree(dst));
     return 2.0 * (double)bytes / sec * 1e-9;
 }
+#endif
 
-static void bench_cuda(const host_data *h, int nsets, int reps, double copy, const char *name,
-                       cudaStream_t stream) {
-    dev_bufs d[MAX_SETS];
-    for (int i = 0; i < nsets; i++) dev_bufs_make(&d[i], 1, h);
+// ----------------------------------------------------------------------------
+// timing one row on one device (shared by the three benchmarks)
+
+/* The device a benchmark runs on, with its same-run baseline. */
+typedef struct bench_dev {
+    const char *bench;     /* "advantage", "segment", "tree" */
+    int cuda;
+    segrl_device dev;
+    const char *name;      /* CPU model or GPU name */
+    const char *base_name; /* "triad" or "d2d-copy" */
+    double base_gbps;
+    int reps;
+#ifdef SEGRL_BENCH_CUDA
+    cudaStream_t stream;
     cudaEvent_t e0, e1;
-    CUDA_OK(cudaEventCreate(&e0));
-    CUDA_OK(cudaEventCreate(&e1));
-    double *t = malloc((size_t)reps * sizeof *t);
+#endif
+} bench_dev;
+
+/* One timed call: rotation set `set` of the data in ctx. */
+typedef segrl_status (*call_fn)(const void *ctx, int set, const segrl_exec *ex);
+
+typedef struct row_spec {
+    const char *op, *shape;
+    call_fn fn;
+    const void *ctx;
+    int nsets;
+    size_t ws_bytes;   /* workspace, allocated on the device outside the timed region */
+    int full_checks;   /* SEGRL_CHECKS_FULL instead of SEGRL_CHECKS_SHAPES */
+    int ungated;       /* CUDA: the call may synchronize inside (no stream gate) */
+    int may_be_unsupported; /* CUDA: SEGRL_ERR_UNSUPPORTED skips the row instead of failing */
+    double items, bytes;
+} row_spec;
+
+/* Times rs on bd and adds its row: 2 warm-ups then the median of bd->reps calls, rotating over
+ * rs->nsets data sets. Returns 0 when the row was skipped (a CUDA call answered
+ * SEGRL_ERR_UNSUPPORTED and rs->may_be_unsupported); any other failure ends the run. */
+static int bench_row(const bench_dev *bd, const row_spec *rs) {
+    void *ws = NULL;
+    if (rs->ws_bytes) {
+        if (bd->cuda) {
+#ifdef SEGRL_BENCH_CUDA
+            CUDA_OK(cudaMalloc(&ws, rs->ws_bytes));
+#endif
+        } else {
+            ws = host_alloc(rs->ws_bytes);
+        }
+    }
+    segrl_exec ex;
+    memset(&ex, 0, sizeof ex);
+    ex.workspace = ws;
+    ex.workspace_bytes = rs->ws_bytes;
+    ex.checks = rs->full_checks ? SEGRL_CHECKS_FULL : SEGRL_CHECKS_SHAPES;
+#ifdef SEGRL_BENCH_CUDA
+    if (bd->cuda) ex.stream = (void *)bd->stream;
+#endif
+    int set = 0, ok = 1;
+    for (int k = 0; k < WARMUP; k++, set = (set + 1) % rs->nsets) {
+        segrl_status st = rs->fn(rs->ctx, set, &ex);
+        if (k == 0 && bd->cuda && rs->may_be_unsupported && st == SEGRL_ERR_UNSUPPORTED) {
+            const char *msg = segrl_last_error();
+            printf("%-9s  %-*s  %-6s  %-20s  skipped: no CUDA kernel for this op yet (%s)\n",
+                   bd->bench, op_width, rs->op, "cuda", rs->shape,
+                   msg[0] ? msg : "SEGRL_ERR_UNSUPPORTED");
+            fflush(stdout);
+            ok = 0;
+            break;
+        }
+        check_segrl(st, rs->op);
+    }
+    double *t = malloc((size_t)bd->reps * sizeof *t);
     if (!t) die("malloc", "out of memory");
+    if (ok && !bd->cuda) {
+        for (int k = 0; k < bd->reps; k++, set = (set + 1) % rs->nsets) {
+            double t0 = now_s();
+            segrl_status st = rs->fn(rs->ctx, set, &ex);
+            t[k] = now_s() - t0;
+            check_segrl(st, rs->op);
+        }
+    }
+#ifdef SEGRL_BENCH_CUDA
+    if (ok && bd->cuda) {
+        /* full checks synchronize the stream inside the call: no gate (it would only wait) */
+        const int gated = !rs->full_checks && !rs->ungated;
+        CUDA_OK(cudaStreamSynchronize(bd->stream));
+        for (int k = 0; k < bd->reps; k++, set = (set + 1) % rs->nsets) {
+            float ms = 0;
+            if (gated) gate_close(bd->stream);
+            CUDA_OK(cudaEventRecord(bd->e0, bd->stream));
+            segrl_status st = rs->fn(rs->ctx, set, &ex);
+            CUDA_OK(cudaEventRecord(bd->e1, bd->stream));
+            gate_release();
+            check_segrl(st, rs->op);
+            CUDA_OK(cudaEventSynchronize(bd->e1));
+            CUDA_OK(cudaEventElapsedTime(&ms, bd->e0, bd->e1));
+            t[k] = 1e-3 * (double)ms;
+        }
+        CUDA_OK(cudaGetLastError());
+    }
+#endif
+    if (ok)
+        add_row(bd->bench, rs->op, bd->cuda ? "cuda" : "cpu", bd->name, rs->shape,
+                median(t, bd->reps), rs->items, rs->bytes, bd->base_name, bd->base_gbps,
+                bd->reps);
+    free(t);
+    if (ws) {
+        if (bd->cuda) {
+#ifdef SEGRL_BENCH_CUDA
+            CUDA_OK(cudaFree(ws));
+#endif
+        } else {
+            free(ws);
+        }
+    }
+    return ok;
+}
+
+// ----------------------------------------------------------------------------
+// advantage: the estimators of segrl/advantage.h
+
+typedef struct adv_ctx {
+    int which;
+    const dev_bufs *d; /* nsets of them */
+    int64_t G;
+} adv_ctx;
+
+static segrl_status adv_call(const void *ctx, int set, const segrl_exec *ex) {
+    const adv_ctx *c = ctx;
+    return run_op(c->which, &c->d[set], c->G, ex);
+}
+
+static void bench_advantage(const bench_dev *bd, const host_data *h, int nsets) {
+    dev_bufs d[MAX_SETS];
+    for (int i = 0; i < nsets; i++) dev_bufs_make(&d[i], bd->cuda, h);
     for (int which = 0; which < B_COUNT; which++) {
         const op_spec *s = &SPECS[which];
         const int64_t ntok = s->packed ? h->Np : h->N;
         size_t ws_bytes = 0;
-        check_segrl(segrl_workspace_size(s->op, segrl_cuda(0), h->B, ntok,
-                                         s->grouped ? h->G : 1, &ws_bytes),
+        check_segrl(segrl_workspace_size(s->op, bd->dev, h->B, ntok, s->grouped ? h->G : 1,
+                                         &ws_bytes),
                     "segrl_workspace_size");
-        void *ws = NULL;
-        if (ws_bytes) CUDA_OK(cudaMalloc(&ws, ws_bytes));
-        segrl_exec ex;
-        memset(&ex, 0, sizeof ex);
-        ex.stream = (void *)stream;
-        ex.workspace = ws;
-        ex.workspace_bytes = ws_bytes;
-        ex.checks = s->full_checks ? SEGRL_CHECKS_FULL : SEGRL_CHECKS_SHAPES;
-        /* full checks synchronize the stream inside the call: no gate (it would only wait) */
-        const int gated = !s->full_checks;
-        int set = 0;
-        for (int k = 0; k < WARMUP; k++, set = (set + 1) % nsets)
-            check_segrl(run_op(which, &d[set], h->G, &ex), s->name);
-        CUDA_OK(cudaStreamSynchronize(stream));
-        for (int k = 0; k < reps; k++, set = (set + 1) % nsets) {
-            float ms = 0;
-            if (gated) gate_close(stream);
-            CUDA_OK(cudaEventRecord(e0, stream));
-            segrl_status st = run_op(which, &d[set], h->G, &ex);
-            CUDA_OK(cudaEventRecord(e1, stream));
-            gate_release();
-            check_segrl(st, s->name);
-            CUDA_OK(cudaEventSynchronize(e1));
-            CUDA_OK(cudaEventElapsedTime(&ms, e0, e1));
-            t[k] = 1e-3 * (double)ms;
-        }
-        CUDA_OK(cudaGetLastError());
         char shape[48];
         shape_name(shape, sizeof shape, h, s->packed);
-        add_row(s->name, "cuda", name, shape, median(t, reps), (double)ntok,
-                op_bytes(s, h->B, ntok), "d2d-copy", copy, reps);
-        if (ws) CUDA_OK(cudaFree(ws));
+        const adv_ctx c = {which, d, h->G};
+        row_spec rs;
+        memset(&rs, 0, sizeof rs);
+        rs.op = s->name;
+        rs.shape = shape;
+        rs.fn = adv_call;
+        rs.ctx = &c;
+        rs.nsets = nsets;
+        rs.ws_bytes = ws_bytes;
+        rs.full_checks = s->full_checks;
+        rs.items = (double)ntok;
+        rs.bytes = op_bytes(s, h->B, ntok);
+        bench_row(bd, &rs);
     }
-    free(t);
-    CUDA_OK(cudaEventDestroy(e0));
-    CUDA_OK(cudaEventDestroy(e1));
     for (int i = 0; i < nsets; i++) dev_bufs_free(&d[i]);
 }
-#endif
+
+// ----------------------------------------------------------------------------
+// segment: the calls of segrl/segment.h on the advantage benchmark's padded batch
+
+/* Host inputs: the advantage batch (mask with right padding, f32 rewards as the reduced x,
+ * logprobs/ref_logprobs, interleaved groups, 0/1 scores) plus sampling probabilities (15 % of
+ * tokens below 0.9, so an SPO cutpoint (tau 0.9, k 5) every ~33 valid tokens), token ids with a
+ * "newline" delimiter at ~1 in 40 tokens, and the spans both partitioners give on the CPU. */
+typedef struct seg_host {
+    const host_data *h;
+    int64_t Nv;             /* valid tokens */
+    float *probs;           /* (B, T) */
+    int32_t *ids;           /* (B, T) */
+    int32_t delims[2];
+    int64_t S, Sd;          /* cutpoint spans, delimiter spans */
+    int32_t *off, *start, *end;    /* cutpoint spans: (B + 1), (S), (S) */
+    int32_t *doff, *dstart, *dend; /* delimiter spans */
+    float *seg_values, *step_rewards; /* (S) */
+    float *dscores;                   /* (Sd) */
+} seg_host;
+
+static void seg_host_make(seg_host *s, const host_data *h) {
+    memset(s, 0, sizeof *s);
+    s->h = h;
+    const int64_t B = h->B, T = h->T, N = h->N;
+    s->probs = host_alloc((size_t)N * 4);
+    s->ids = host_alloc((size_t)N * 4);
+    s->delims[0] = 13;
+    s->delims[1] = 198;
+    for (int64_t i = 0; i < N; i++) {
+        s->probs[i] = rng_unit() < 0.15f ? 0.9f * rng_unit() : 0.9f + 0.1f * rng_unit();
+        s->ids[i] = rng_unit() < 0.025f ? s->delims[rng_next() & 1]
+                                        : 1000 + (int32_t)(rng_next() % 31000u);
+        s->Nv += h->mask[i];
+    }
+    /* spans from the CPU partitioners (two-call pattern) */
+    const segrl_device cpu = segrl_cpu();
+    segrl_view probs = segrl_view_2d(s->probs, SEGRL_DTYPE_F32, cpu, B, T);
+    segrl_view ids = segrl_view_2d(s->ids, SEGRL_DTYPE_I32, cpu, B, T);
+    segrl_view mask = segrl_view_2d(h->mask, SEGRL_DTYPE_U8, cpu, B, T);
+    segrl_view dl = segrl_view_1d(s->delims, SEGRL_DTYPE_I32, cpu, 2);
+    s->off = host_alloc((size_t)(B + 1) * 4);
+    s->doff = host_alloc((size_t)(B + 1) * 4);
+    segrl_segments o = {segrl_view_1d(s->off, SEGRL_DTYPE_I32, cpu, B + 1), segrl_view_none(),
+                        segrl_view_none()};
+    segrl_segments od = {segrl_view_1d(s->doff, SEGRL_DTYPE_I32, cpu, B + 1), segrl_view_none(),
+                         segrl_view_none()};
+    check_segrl(segrl_partition_cutpoints(NULL, probs, mask, NULL, NULL, &o),
+                "segrl_partition_cutpoints");
+    check_segrl(segrl_partition_delimiters(NULL, ids, mask, dl, NULL, &od),
+                "segrl_partition_delimiters");
+    s->S = s->off[B];
+    s->Sd = s->doff[B];
+    s->start = host_alloc((size_t)s->S * 4);
+    s->end = host_alloc((size_t)s->S * 4);
+    s->dstart = host_alloc((size_t)s->Sd * 4);
+    s->dend = host_alloc((size_t)s->Sd * 4);
+    o.start = segrl_view_1d(s->start, SEGRL_DTYPE_I32, cpu, s->S);
+    o.end = segrl_view_1d(s->end, SEGRL_DTYPE_I32, cpu, s->S);
+    od.start = segrl_view_1d(s->dstart, SEGRL_DTYPE_I32, cpu, s->Sd);
+    od.end = segrl_view_1d(s->dend, SEGRL_DTYPE_I32, cpu, s->Sd);
+    check_segrl(segrl_partition_cutpoints(NULL, probs, mask, NULL, NULL, &o),
+                "segrl_partition_cutpoints");
+    check_segrl(segrl_partition_delimiters(NULL, ids, mask, dl, NULL, &od),
+                "segrl_partition_delimiters");
+    s->seg_values = host_alloc((size_t)s->S * 4);
+    s->step_rewards = host_alloc((size_t)s->S * 4);
+    s->dscores = host_alloc((size_t)s->Sd * 4);
+    for (int64_t k = 0; k < s->S; k++) {
+        s->seg_values[k] = rng_unit();
+        s->step_rewards[k] = 2.0f * rng_unit() - 1.0f;
+    }
+    for (int64_t k = 0; k < s->Sd; k++) s->dscores[k] = 2.0f * rng_unit() - 1.0f;
+}
+
+static void seg_host_free(seg_host *s) {
+    void *ps[] = {s->probs, s->ids,  s->off,    s->start,      s->end,          s->doff,
+                  s->dstart, s->dend, s->seg_values, s->step_rewards, s->dscores};
+    for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++) free(ps[i]);
+    memset(s, 0, sizeof *s);
+}
+
+/* One rotation set on one device. */
+typedef struct seg_set {
+    segrl_view probs, ids, mask, x, logp, refp, delims;
+    segrl_segments spans, dspans, part_out; /* part_out: partitioner output, capacity Nv */
+    segrl_view seg_values, step_rewards, dscores, rewards, scores, gidx;
+    segrl_view out, out_u8, out_seg, out_seg2;
+    pool mem;
+} seg_set;
+
+static void seg_set_make(seg_set *d, int cuda, const seg_host *s) {
+    memset(d, 0, sizeof *d);
+    d->mem.cuda = cuda;
+    pool *m = &d->mem;
+    const segrl_device dev = cuda ? segrl_cuda(0) : segrl_cpu();
+    const host_data *h = s->h;
+    const int64_t B = h->B, T = h->T;
+    const size_t nf = (size_t)h->N * 4;
+    d->probs = segrl_view_2d(pool_place(m, s->probs, nf), SEGRL_DTYPE_F32, dev, B, T);
+    d->ids = segrl_view_2d(pool_place(m, s->ids, nf), SEGRL_DTYPE_I32, dev, B, T);
+    d->mask = segrl_view_2d(pool_place(m, h->mask, (size_t)h->N), SEGRL_DTYPE_U8, dev, B, T);
+    d->x = segrl_view_2d(pool_place(m, h->rewards, nf), SEGRL_DTYPE_F32, dev, B, T);
+    d->logp = segrl_view_2d(pool_place(m, h->logp, nf), SEGRL_DTYPE_F32, dev, B, T);
+    d->refp = segrl_view_2d(pool_place(m, h->refp, nf), SEGRL_DTYPE_F32, dev, B, T);
+    d->delims = vec_i32(m, dev, s->delims, 2);
+    d->spans.offsets = vec_i32(m, dev, s->off, B + 1);
+    d->spans.start = vec_i32(m, dev, s->start, s->S);
+    d->spans.end = vec_i32(m, dev, s->end, s->S);
+    d->dspans.offsets = vec_i32(m, dev, s->doff, B + 1);
+    d->dspans.start = vec_i32(m, dev, s->dstart, s->Sd);
+    d->dspans.end = vec_i32(m, dev, s->dend, s->Sd);
+    const int64_t cap = s->Nv > 0 ? s->Nv : 1; /* any partitioner: at most one span per token */
+    d->part_out.offsets = vec_i32(m, dev, NULL, B + 1);
+    d->part_out.start = vec_i32(m, dev, NULL, cap);
+    d->part_out.end = vec_i32(m, dev, NULL, cap);
+    d->seg_values = vec_f32(m, dev, s->seg_values, s->S);
+    d->step_rewards = vec_f32(m, dev, s->step_rewards, s->S);
+    d->dscores = vec_f32(m, dev, s->dscores, s->Sd);
+    d->rewards = vec_f32(m, dev, h->scores, B);
+    d->scores = vec_f32(m, dev, h->scores, B);
+    d->gidx = vec_i32(m, dev, h->gidx, B);
+    d->out = segrl_view_2d(pool_alloc(m, nf), SEGRL_DTYPE_F32, dev, B, T);
+    d->out_u8 = segrl_view_2d(pool_alloc(m, (size_t)h->N), SEGRL_DTYPE_U8, dev, B, T);
+    d->out_seg = vec_f32(m, dev, NULL, s->S);
+    d->out_seg2 = vec_f32(m, dev, NULL, s->S);
+}
+
+enum {
+    S_CUTPOINTS,
+    S_FIXED,
+    S_DELIMITERS,
+    S_REDUCE_SUM,
+    S_REDUCE_MEAN,
+    S_SCATTER_BROADCAST,
+    S_SCATTER_LAST,
+    S_SPO_CHAIN,
+    S_VINEPPO,
+    S_PROB_MASK,
+    S_PRM,
+    S_DENSE,
+    S_PRIME_TOKEN,
+    S_PRIME_RETURNS,
+    S_COUNT
+};
+
+#define SEG_FIXED_PARTS 8
+
+/* segment and tree sets can be small (a chain of 10^5 nodes is 3.2 MB): up to this many copies,
+ * so that together they still span ROTATE_BYTES */
+#define BIG_MAX_SETS 256
+
+static const char *const SEG_NAMES[S_COUNT] = {
+    [S_CUTPOINTS] = "partition_cutpoints",
+    [S_FIXED] = "partition_fixed(K=8)",
+    [S_DELIMITERS] = "partition_delimiters",
+    [S_REDUCE_SUM] = "segment_reduce(sum)",
+    [S_REDUCE_MEAN] = "segment_reduce(mean)",
+    [S_SCATTER_BROADCAST] = "segment_scatter(broadcast)",
+    [S_SCATTER_LAST] = "segment_scatter(last)",
+    [S_SPO_CHAIN] = "spo_chain",
+    [S_VINEPPO] = "vineppo",
+    [S_PROB_MASK] = "prob_mask",
+    [S_PRM] = "prm_transform(both)",
+    [S_DENSE] = "dense_segment_rewards",
+    [S_PRIME_TOKEN] = "prime_token_rewards",
+    [S_PRIME_RETURNS] = "prime_returns",
+};
+
+/* Bytes per call, the minimal traffic of the CPU reference. N = B*T token slots, Nv = valid
+ * tokens (the spans cover exactly them), S = cutpoint spans, Sd = delimiter spans; i32 spans
+ * (offsets 4 (B+1), start + end 8 per span), u8 mask, f32 values:
+ *   partition_cutpoints    N + 4 Nv + 4 (B+1) + 8 S     mask (every slot), probs at valid
+ *                                                        tokens; write offsets, start, end
+ *   partition_fixed(K)    2 N + 4 (B+1) + 8 S_K         mask twice (count n_b, then place the
+ *                                                        boundaries); S_K = sum min(K, n_b)
+ *   partition_delimiters   N + 4 Nv + 4 (B+1) + 8 Sd    mask, token ids at valid tokens
+ *   segment_reduce        5 Nv + 4 (B+1) + 12 S         x and mask inside spans; spans; out
+ *   segment_scatter       4 N + Nv + 4 (B+1) + 12 S     broadcast: write every slot; mask
+ *                                                        inside spans; spans; values
+ *   segment_scatter       4 N + 4 (B+1) + 13 S          last: write every slot; spans, values;
+ *                                                        the mask at each span's last token (1 S)
+ *   spo_chain             4 N + Nv + 4 (B+1) + 12 S + 4 B   + values (S), rewards (B)
+ *   vineppo               4 N + Nv + 4 (B+1) + 16 S     + values, step rewards (S each)
+ *   prob_mask             2 N + 4 Nv                    mask, u8 out (every slot); probs at
+ *                                                        valid tokens
+ *   prm_transform          4 (B+1) + 8 S                read and write the step rewards
+ *   dense_segment_rewards 4 N + sum_j (4 (B+1) + 13 S_j)   write every slot; per source
+ *                                                        spans, scores and the mask at each
+ *                                                        span's last token (two sources:
+ *                                                        cutpoint and delimiter spans)
+ *   prime_token_rewards   5 N + 8 Nv                    mask, write every slot; logprobs and
+ *                                                        ref_logprobs at valid tokens
+ *   prime_returns         6 N + 8 Nv + 12 B             two sources (implicit token rewards,
+ *                                                        scores): pass 1 mask + token rewards
+ *                                                        (the RLOO means), pass 2 both again +
+ *                                                        write the returns; scores, group
+ *                                                        index, per-sequence last-token (4 B) */
+static double seg_bytes(int which, const seg_host *s, int64_t S_fixed) {
+    const double N = (double)s->h->N, Nv = (double)s->Nv, B = (double)s->h->B, S = (double)s->S,
+                 Sd = (double)s->Sd, off = 4.0 * (B + 1);
+    switch (which) {
+    case S_CUTPOINTS: return N + 4 * Nv + off + 8 * S;
+    case S_FIXED: return 2 * N + off + 8 * (double)S_fixed;
+    case S_DELIMITERS: return N + 4 * Nv + off + 8 * Sd;
+    case S_REDUCE_SUM:
+    case S_REDUCE_MEAN: return 5 * Nv + off + 12 * S;
+    case S_SCATTER_BROADCAST: return 4 * N + Nv + off + 12 * S;
+    case S_SCATTER_LAST: return 4 * N + off + 13 * S;
+    case S_SPO_CHAIN: return 4 * N + Nv + off + 12 * S + 4 * B;
+    case S_VINEPPO: return 4 * N + Nv + off + 16 * S;
+    case S_PROB_MASK: return 2 * N + 4 * Nv;
+    case S_PRM: return off + 8 * S;
+    case S_DENSE: return 4 * N + off + 13 * S + off + 13 * Sd;
+    case S_PRIME_TOKEN: return 5 * N + 8 * Nv;
+    case S_PRIME_RETURNS: return 6 * N + 8 * Nv + 12 * B;
+    default: return 0;
+    }
+}
+
+typedef struct seg_ctx {
+    int which;
+    const seg_set *d; /* nsets of them */
+    int64_t G;
+} seg_ctx;
+
+static segrl_status seg_call(const void *ctx, int set, const segrl_exec *ex) {
+    const seg_ctx *c = ctx;
+    const seg_set *d = &c->d[set];
+    switch (c->which) {
+    case S_CUTPOINTS:
+        return segrl_partition_cutpoints(NULL, d->probs, d->mask, NULL, ex, &d->part_out);
+    case S_FIXED:
+        return segrl_partition_fixed(NULL, d->mask, SEG_FIXED_PARTS, 0, ex, &d->part_out);
+    case S_DELIMITERS:
+        return segrl_partition_delimiters(NULL, d->ids, d->mask, d->delims, ex, &d->part_out);
+    case S_REDUCE_SUM:
+        return segrl_segment_reduce(NULL, d->x, d->mask, &d->spans, SEGRL_REDUCE_SUM, ex,
+                                    d->out_seg);
+    case S_REDUCE_MEAN:
+        return segrl_segment_reduce(NULL, d->x, d->mask, &d->spans, SEGRL_REDUCE_MEAN, ex,
+                                    d->out_seg);
+    case S_SCATTER_BROADCAST:
+        return segrl_segment_scatter(NULL, d->seg_values, d->mask, &d->spans,
+                                     SEGRL_SCATTER_BROADCAST, ex, d->out);
+    case S_SCATTER_LAST:
+        return segrl_segment_scatter(NULL, d->seg_values, d->mask, &d->spans,
+                                     SEGRL_SCATTER_LAST, ex, d->out);
+    case S_SPO_CHAIN:
+        return segrl_spo_chain(NULL, d->mask, &d->spans, d->seg_values, d->rewards,
+                               segrl_view_none(), ex, d->out, segrl_view_none());
+    case S_VINEPPO:
+        return segrl_vineppo(NULL, d->mask, &d->spans, d->step_rewards, d->seg_values, 1.0f, ex,
+                             d->out, segrl_view_none());
+    case S_PROB_MASK: return segrl_prob_mask(NULL, d->probs, d->mask, 0.9f, ex, d->out_u8);
+    case S_PRM: {
+        const segrl_prm_opts o = {SEGRL_PRM_BOTH, 0.0f};
+        return segrl_prm_transform(d->spans.offsets, d->step_rewards, &o, ex, d->out_seg);
+    }
+    case S_DENSE: {
+        const segrl_reward_source src[2] = {{d->spans, d->seg_values, 1.0f},
+                                            {d->dspans, d->dscores, 0.5f}};
+        return segrl_dense_segment_rewards(NULL, d->mask, src, 2, ex, d->out);
+    }
+    case S_PRIME_TOKEN: {
+        const segrl_prime_opts o = segrl_prime_opts_default();
+        return segrl_prime_token_rewards(NULL, d->logp, d->refp, d->mask, &o, ex, d->out);
+    }
+    case S_PRIME_RETURNS: {
+        segrl_prime_source src[2];
+        memset(src, 0, sizeof src);
+        src[0].token_rewards = d->x; /* e.g. the implicit rewards */
+        src[0].reward_mask = segrl_view_none();
+        src[0].scores = segrl_view_none();
+        src[0].weight = 1.0f;
+        src[1].token_rewards = segrl_view_none();
+        src[1].reward_mask = segrl_view_none();
+        src[1].scores = d->scores;
+        src[1].weight = 5.0f;
+        return segrl_prime_returns(NULL, d->mask, src, 2, d->gidx, c->G, ex, d->out,
+                                   segrl_view_none());
+    }
+    default: return SEGRL_ERR_INVALID;
+    }
+}
+
+static int64_t seg_fixed_count(const seg_host *s) { /* S_K = sum_b min(K, n_b) */
+    const host_data *h = s->h;
+    int64_t n = 0;
+    for (int64_t b = 0; b < h->B; b++) {
+        int64_t nb = 0;
+        for (int64_t t = 0; t < h->T; t++) nb += h->mask[b * h->T + t] != 0;
+        n += nb < SEG_FIXED_PARTS ? nb : SEG_FIXED_PARTS;
+    }
+    return n;
+}
+
+static int seg_rotation_sets(const seg_host *s, int small) {
+    if (small) return 1;
+    const double set = (double)s->h->N * (6 * 4 + 2) + (double)s->Nv * 8 +
+                       (double)(s->S * 6 + s->Sd * 3) * 4 + (double)s->h->B * 24;
+    int n = (int)ceil(ROTATE_BYTES / set);
+    return n < 1 ? 1 : (n > BIG_MAX_SETS ? BIG_MAX_SETS : n);
+}
+
+static void bench_segment(const bench_dev *bd, const seg_host *s, int nsets) {
+    seg_set *d = calloc((size_t)nsets, sizeof *d);
+    if (!d) die("calloc", "out of memory");
+    for (int i = 0; i < nsets; i++) seg_set_make(&d[i], bd->cuda, s);
+    char shape[48];
+    shape_name(shape, sizeof shape, s->h, 0);
+    const int64_t S_fixed = seg_fixed_count(s);
+    for (int which = 0; which < S_COUNT; which++) {
+        size_t ws_bytes = 0;
+        if (which == S_PRIME_RETURNS)
+            check_segrl(segrl_prime_returns_workspace_size(s->h->B, s->h->G, &ws_bytes),
+                        "segrl_prime_returns_workspace_size");
+        const seg_ctx c = {which, d, s->h->G};
+        row_spec rs;
+        memset(&rs, 0, sizeof rs);
+        rs.op = SEG_NAMES[which];
+        rs.shape = shape;
+        rs.fn = seg_call;
+        rs.ctx = &c;
+        rs.nsets = nsets;
+        rs.ws_bytes = ws_bytes;
+        /* the partitioners may read the span count back to the host */
+        rs.ungated = which == S_CUTPOINTS || which == S_FIXED || which == S_DELIMITERS;
+        rs.may_be_unsupported = 1;
+        rs.items = (double)s->h->N;
+        rs.bytes = seg_bytes(which, s, S_fixed);
+        bench_row(bd, &rs);
+    }
+    for (int i = 0; i < nsets; i++) pool_free(&d[i].mem);
+    free(d);
+}
+
+// ----------------------------------------------------------------------------
+// tree: the calls of segrl/tree.h on a batch of rollout trees
+
+/* A forest of `ntrees` trees of up to `per_tree` nodes each, numbered breadth-first (parents
+ * before children): a root with a 16-token prompt; each node taken from the queue gets 6 children
+ * with probability 0.7 (otherwise it finishes early: a leaf) until the tree's node budget is
+ * spent (the last expansion may get fewer children); the rest are leaves. Or (ntrees == 0) one
+ * deep chain of `per_tree` nodes: a spine where every spine node has two children, the next spine
+ * node and a leaf that finishes early. Non-root spans hold 1..8 tokens, in node order; leaf
+ * rewards 0/1. */
+typedef struct tree_host {
+    int64_t M, ntok, leaves;
+    int32_t *parent, *ss, *se;
+    float *reward;
+    char shape[48];
+} tree_host;
+
+static void tree_host_make(tree_host *t, int64_t ntrees, int64_t per_tree) {
+    memset(t, 0, sizeof *t);
+    rng_state = 0x7ee5u + (uint64_t)ntrees * 1000003u + (uint64_t)per_tree;
+    const int64_t cap = ntrees ? ntrees * per_tree : per_tree;
+    t->parent = host_alloc((size_t)cap * 4);
+    t->ss = host_alloc((size_t)cap * 4);
+    t->se = host_alloc((size_t)cap * 4);
+    t->reward = host_alloc((size_t)cap * 4);
+    int64_t M = 0;
+    if (ntrees) {
+        for (int64_t r = 0; r < ntrees; r++) {
+            const int64_t base = M;
+            t->parent[M++] = -1;
+            for (int64_t q = base; q < M && M - base < per_tree; q++) {
+                if (q != base && rng_unit() >= 0.7f) continue; /* finishes early */
+                int64_t kids = per_tree - (M - base);
+                if (kids > 6) kids = 6;
+                for (int64_t k = 0; k < kids; k++) t->parent[M++] = (int32_t)q;
+            }
+        }
+        snprintf(t->shape, sizeof t->shape, "trees=%lld,M=%lld", (long long)ntrees,
+                 (long long)M);
+    } else { /* spine 0, 1, 3, 5, ...; leaf 2k hangs off spine 2k - 1 */
+        for (M = 0; M < per_tree; M++)
+            t->parent[M] = M == 0 ? -1 : (M == 1 ? 0 : (M % 2 ? (int32_t)M - 2 : (int32_t)M - 1));
+        snprintf(t->shape, sizeof t->shape, "chain,M=%lld", (long long)M);
+    }
+    t->M = M;
+    uint8_t *has_child = calloc((size_t)M, 1);
+    if (!has_child) die("calloc", "out of memory");
+    for (int64_t i = 0; i < M; i++)
+        if (t->parent[i] >= 0) has_child[t->parent[i]] = 1;
+    int64_t tok = 0;
+    for (int64_t i = 0; i < M; i++) {
+        const int64_t len = t->parent[i] < 0 ? 16 : 1 + (int64_t)(rng_next() % 8u);
+        t->ss[i] = (int32_t)tok;
+        tok += len;
+        t->se[i] = (int32_t)tok;
+        t->reward[i] = (float)(rng_next() & 1);
+        t->leaves += !has_child[i];
+    }
+    t->ntok = tok;
+    free(has_child);
+}
+
+static void tree_host_free(tree_host *t) {
+    free(t->parent);
+    free(t->ss);
+    free(t->se);
+    free(t->reward);
+    memset(t, 0, sizeof *t);
+}
+
+static segrl_tree tree_views(segrl_view parent, segrl_view ss, segrl_view se, segrl_view reward,
+                             int64_t ntok) {
+    segrl_tree tr;
+    memset(&tr, 0, sizeof tr);
+    tr.parent = parent;
+    tr.span_start = ss;
+    tr.span_end = se;
+    tr.num_tokens = ntok;
+    tr.leaf_reward = reward;
+    tr.depth = segrl_view_none();
+    return tr;
+}
+
+/* One rotation set on one device: the tree, node values and advantages as inputs (computed on the
+ * CPU), node outputs. */
+typedef struct tree_set {
+    segrl_tree tree;
+    segrl_view values, node_adv, out_values, out_adv;
+    pool mem;
+} tree_set;
+
+static void tree_set_make(tree_set *d, int cuda, const tree_host *t, const float *values,
+                          const float *node_adv) {
+    memset(d, 0, sizeof *d);
+    d->mem.cuda = cuda;
+    pool *m = &d->mem;
+    const segrl_device dev = cuda ? segrl_cuda(0) : segrl_cpu();
+    d->tree = tree_views(vec_i32(m, dev, t->parent, t->M), vec_i32(m, dev, t->ss, t->M),
+                         vec_i32(m, dev, t->se, t->M), vec_f32(m, dev, t->reward, t->M), t->ntok);
+    d->values = vec_f32(m, dev, values, t->M);
+    d->node_adv = vec_f32(m, dev, node_adv, t->M);
+    d->out_values = vec_f32(m, dev, NULL, t->M);
+    d->out_adv = vec_f32(m, dev, NULL, t->M);
+}
+
+/* Episode outputs (one copy, shared by the sets: they are larger than any cache). */
+typedef struct episode_out {
+    int64_t E, N;
+    segrl_view offsets, token_index, adv, mask;
+} episode_out;
+
+enum {
+    T_VALUES_LEAF_MEAN,
+    T_VALUES_CHILD_MEAN,
+    T_VALUES_MAX,
+    T_ADV_PARENT,
+    T_ADV_PARENT_STD,
+    T_ADV_SIBLINGS,
+    T_REST_VALUES,
+    T_EPISODES_EDGE,
+    T_EPISODES_PATH,
+    T_COUNT
+};
+
+static const char *const TREE_NAMES[T_COUNT] = {
+    [T_VALUES_LEAF_MEAN] = "tree_values(leaf_mean)",
+    [T_VALUES_CHILD_MEAN] = "tree_values(child_mean)",
+    [T_VALUES_MAX] = "tree_values(max)",
+    [T_ADV_PARENT] = "tree_advantages(parent)",
+    [T_ADV_PARENT_STD] = "tree_advantages(parent_std)",
+    [T_ADV_SIBLINGS] = "tree_advantages(siblings)",
+    [T_REST_VALUES] = "tree_rest_values",
+    [T_EPISODES_EDGE] = "tree_episodes(edge)",
+    [T_EPISODES_PATH] = "tree_episodes(path)",
+};
+
+typedef struct tree_ctx {
+    int which;
+    int include_prefix; /* EDGE */
+    const tree_set *d;  /* nsets of them */
+    const episode_out *eo;
+} tree_ctx;
+
+static segrl_tree_episode_opts tree_episode_opts(int which, int include_prefix) {
+    segrl_tree_episode_opts o = segrl_tree_episode_opts_default();
+    o.kind = which == T_EPISODES_PATH ? SEGRL_TREE_EPISODE_PATH : SEGRL_TREE_EPISODE_EDGE;
+    o.include_prefix = include_prefix;
+    return o;
+}
+
+static segrl_status tree_call(const void *ctx, int set, const segrl_exec *ex) {
+    const tree_ctx *c = ctx;
+    const tree_set *d = &c->d[set];
+    const segrl_view none = segrl_view_none();
+    segrl_tree_adv_opts ao = segrl_tree_adv_opts_default();
+    switch (c->which) {
+    case T_VALUES_LEAF_MEAN:
+        return segrl_tree_values(&d->tree, SEGRL_TREE_VALUE_LEAF_MEAN, ex, d->out_values, none);
+    case T_VALUES_CHILD_MEAN:
+        return segrl_tree_values(&d->tree, SEGRL_TREE_VALUE_CHILD_MEAN, ex, d->out_values, none);
+    case T_VALUES_MAX:
+        return segrl_tree_values(&d->tree, SEGRL_TREE_VALUE_MAX, ex, d->out_values, none);
+    case T_ADV_PARENT:
+    case T_ADV_PARENT_STD:
+    case T_ADV_SIBLINGS:
+        ao.kind = c->which == T_ADV_PARENT       ? SEGRL_TREE_ADV_PARENT
+                  : c->which == T_ADV_PARENT_STD ? SEGRL_TREE_ADV_PARENT_STD
+                                                 : SEGRL_TREE_ADV_SIBLINGS;
+        return segrl_tree_advantages(&d->tree, d->values, &ao, ex, d->out_adv, none, none);
+    case T_REST_VALUES: return segrl_tree_rest_values(&d->tree, 1.0f, 0.0f, ex, d->out_values);
+    case T_EPISODES_EDGE:
+    case T_EPISODES_PATH: {
+        const segrl_tree_episode_opts o = tree_episode_opts(c->which, c->include_prefix);
+        return segrl_tree_episodes(&d->tree, d->node_adv, none, none, &o, ex, c->eo->offsets,
+                                   c->eo->token_index, c->eo->adv, c->eo->mask, none);
+    }
+    default: return SEGRL_ERR_INVALID;
+    }
+}
+
+/* Bytes per call, the minimal traffic of the CPU reference (M nodes, i32 indices, f32 values;
+ * the f64 scratch in the workspace is not counted):
+ *   tree_values (each kind), tree_rest_values   12 M     read parent, leaf_reward; write values
+ *   tree_advantages (each kind)                  12 M     read parent, values; write advantages
+ *   tree_episodes (edge, path)    16 M + 4 (E+1) + 9 Ntok  read parent, span start/end, node
+ *                                 advantages; write offsets (E+1), and per output token its index
+ *                                 (4), advantage (4), u8 mask (1) */
+static double tree_bytes(int which, const tree_host *t, const episode_out *eo) {
+    const double M = (double)t->M;
+    if (which == T_EPISODES_EDGE || which == T_EPISODES_PATH)
+        return 16 * M + 4 * (double)(eo->E + 1) + 9 * (double)eo->N;
+    return 12 * M;
+}
+
+static int tree_rotation_sets(const tree_host *t, int small) {
+    if (small) return 1;
+    const double set = (double)t->M * 8 * 4;
+    int n = (int)ceil(ROTATE_BYTES / set);
+    return n < 1 ? 1 : (n > BIG_MAX_SETS ? BIG_MAX_SETS : n);
+}
+
+/* chain: the quadratic outputs are left out (path episodes; edge without the prefix) */
+static void bench_tree(const bench_dev *bd, const tree_host *t, int chain, int nsets,
+                       const float *values, const float *node_adv) {
+    tree_set *d = calloc((size_t)nsets, sizeof *d);
+    if (!d) die("calloc", "out of memory");
+    for (int i = 0; i < nsets; i++) tree_set_make(&d[i], bd->cuda, t, values, node_adv);
+    size_t ws_bytes = 0;
+    segrl_status st = segrl_tree_workspace_size(bd->dev, t->M, &ws_bytes);
+    check_segrl(st, "segrl_tree_workspace_size");
+    for (int which = 0; which < T_COUNT; which++) {
+        if (chain && which == T_EPISODES_PATH) continue;
+        const int episodes = which == T_EPISODES_EDGE || which == T_EPISODES_PATH;
+        const int include_prefix = !chain;
+        episode_out eo;
+        memset(&eo, 0, sizeof eo);
+        pool epool;
+        memset(&epool, 0, sizeof epool);
+        epool.cuda = bd->cuda;
+        char op[48];
+        snprintf(op, sizeof op, "%s", TREE_NAMES[which]);
+        if (episodes) { /* sizes from the CPU copy (same for any device) */
+            if (!include_prefix) snprintf(op, sizeof op, "tree_episodes(edge,own)");
+            const segrl_tree tr =
+                tree_views(segrl_view_1d(t->parent, SEGRL_DTYPE_I32, segrl_cpu(), t->M),
+                           segrl_view_1d(t->ss, SEGRL_DTYPE_I32, segrl_cpu(), t->M),
+                           segrl_view_1d(t->se, SEGRL_DTYPE_I32, segrl_cpu(), t->M),
+                           segrl_view_1d(t->reward, SEGRL_DTYPE_F32, segrl_cpu(), t->M),
+                           t->ntok);
+            const segrl_tree_episode_opts o = tree_episode_opts(which, include_prefix);
+            size_t cpu_ws = 0;
+            check_segrl(segrl_tree_workspace_size(segrl_cpu(), t->M, &cpu_ws),
+                        "segrl_tree_workspace_size");
+            void *w = cpu_ws ? host_alloc(cpu_ws) : NULL;
+            segrl_exec ex;
+            memset(&ex, 0, sizeof ex);
+            ex.workspace = w;
+            ex.workspace_bytes = cpu_ws;
+            ex.checks = SEGRL_CHECKS_SHAPES;
+            check_segrl(segrl_tree_episodes_size(&tr, segrl_view_none(), &o, &ex, &eo.E, &eo.N),
+                        "segrl_tree_episodes_size");
+            free(w);
+            const segrl_device dev = bd->cuda ? segrl_cuda(0) : segrl_cpu();
+            eo.offsets = vec_i32(&epool, dev, NULL, eo.E + 1);
+            eo.token_index = vec_i32(&epool, dev, NULL, eo.N > 0 ? eo.N : 1);
+            eo.adv = vec_f32(&epool, dev, NULL, eo.N > 0 ? eo.N : 1);
+            eo.mask = segrl_view_1d(pool_alloc(&epool, (size_t)(eo.N > 0 ? eo.N : 1)),
+                                    SEGRL_DTYPE_U8, dev, eo.N > 0 ? eo.N : 1);
+        }
+        const tree_ctx c = {which, include_prefix, d, &eo};
+        row_spec rs;
+        memset(&rs, 0, sizeof rs);
+        rs.op = op;
+        rs.shape = t->shape;
+        rs.fn = tree_call;
+        rs.ctx = &c;
+        rs.nsets = nsets;
+        rs.ws_bytes = ws_bytes;
+        rs.ungated = episodes; /* the expansion may read sizes back to the host */
+        rs.may_be_unsupported = 1;
+        rs.items = (double)t->M;
+        rs.bytes = tree_bytes(which, t, &eo);
+        bench_row(bd, &rs);
+        pool_free(&epool);
+    }
+    for (int i = 0; i < nsets; i++) pool_free(&d[i].mem);
+    free(d);
+}
+
+/* Node values (leaf mean) and PARENT advantages on the CPU: the inputs of the advantage and
+ * episode rows. */
+static void tree_inputs(const tree_host *t, float *values, float *node_adv) {
+    const segrl_device cpu = segrl_cpu();
+    const segrl_tree tr = tree_views(segrl_view_1d(t->parent, SEGRL_DTYPE_I32, cpu, t->M),
+                                     segrl_view_1d(t->ss, SEGRL_DTYPE_I32, cpu, t->M),
+                                     segrl_view_1d(t->se, SEGRL_DTYPE_I32, cpu, t->M),
+                                     segrl_view_1d(t->reward, SEGRL_DTYPE_F32, cpu, t->M),
+                                     t->ntok);
+    size_t ws_bytes = 0;
+    check_segrl(segrl_tree_workspace_size(cpu, t->M, &ws_bytes), "segrl_tree_workspace_size");
+    void *ws = ws_bytes ? host_alloc(ws_bytes) : NULL;
+    segrl_exec ex;
+    memset(&ex, 0, sizeof ex);
+    ex.workspace = ws;
+    ex.workspace_bytes = ws_bytes;
+    ex.checks = SEGRL_CHECKS_FULL; /* the generated trees are valid: checked once here */
+    const segrl_view v = segrl_view_1d(values, SEGRL_DTYPE_F32, cpu, t->M);
+    check_segrl(segrl_tree_values(&tr, SEGRL_TREE_VALUE_LEAF_MEAN, &ex, v, segrl_view_none()),
+                "segrl_tree_values");
+    check_segrl(segrl_tree_advantages(&tr, v, NULL, &ex,
+                                      segrl_view_1d(node_adv, SEGRL_DTYPE_F32, cpu, t->M),
+                                      segrl_view_none(), segrl_view_none()),
+                "segrl_tree_advantages");
+    free(ws);
+}
 
 // ----------------------------------------------------------------------------
 // command line
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: segrl-bench advantage [--small] [--json FILE] [--device cpu|cuda|all] "
-            "[--reps N]\n"
-            "  --small   B=64,T=512 and B=256,T=256 instead of B=512,T=4096 and B=4096,T=1024\n"
-            "  --json    also write the rows as a JSON array to FILE\n"
-            "  --device  which rows to run (default all: CPU, and CUDA when a GPU is usable)\n"
-            "  --reps    timed runs per row after 2 warm-ups (default 11 CPU, 50 CUDA)\n");
+            "usage: segrl-bench advantage|segment|tree [--small] [--json FILE] "
+            "[--device cpu|cuda|all] [--reps N]\n"
+            "  advantage  the estimators of segrl/advantage.h (tokens/s)\n"
+            "  segment    partitioners, reduce/scatter, SPO-chain, VinePPO, process rewards,\n"
+            "             PRIME (tokens/s)\n"
+            "  tree       tree values, advantages, ReST-MCTS* values, episodes (nodes/s)\n"
+            "  --small    advantage, segment: B=64,T=512 and B=256,T=256 instead of B=512,T=4096\n"
+            "             and B=4096,T=1024; tree: 10^4 nodes (10 trees, chain of 10^4) instead\n"
+            "             of 10^6 (1000 trees of 1000 nodes, chain of 10^5)\n"
+            "  --json     also write the rows as a JSON array to FILE\n"
+            "  --device   which rows to run (default all: CPU, and CUDA when a GPU is usable)\n"
+            "  --reps     timed runs per row after 2 warm-ups (default 11 CPU, 50 CUDA)\n");
+}
+
+enum { BENCH_ADVANTAGE, BENCH_SEGMENT, BENCH_TREE };
+
+/* Per shape: the rows of each device in bds (the CPU's, then CUDA's), as the advantage benchmark
+ * always ran them. */
+static void run_shapes(int bench, const bench_dev *bds, int nbd, int small) {
+    static const int64_t full[2][2] = {{512, 4096}, {4096, 1024}};
+    static const int64_t tiny[2][2] = {{64, 512}, {256, 256}};
+    const int64_t(*shapes)[2] = small ? tiny : full;
+    if (bench == BENCH_TREE) {
+        /* forest, then the deep chain */
+        for (int si = 0; si < 2; si++) {
+            tree_host t;
+            if (si == 0) tree_host_make(&t, small ? 10 : 1000, 1000);
+            else tree_host_make(&t, 0, small ? 10000 : 100000);
+            float *values = host_alloc((size_t)t.M * 4), *node_adv = host_alloc((size_t)t.M * 4);
+            tree_inputs(&t, values, node_adv);
+            for (int k = 0; k < nbd; k++)
+                bench_tree(&bds[k], &t, si == 1, tree_rotation_sets(&t, small), values, node_adv);
+            free(values);
+            free(node_adv);
+            tree_host_free(&t);
+        }
+        return;
+    }
+    for (int si = 0; si < 2; si++) {
+        host_data h;
+        host_data_make(&h, shapes[si][0], shapes[si][1]);
+        if (bench == BENCH_ADVANTAGE) {
+            for (int k = 0; k < nbd; k++) bench_advantage(&bds[k], &h, rotation_sets(&h, small));
+        } else {
+            seg_host s;
+            seg_host_make(&s, &h);
+            for (int k = 0; k < nbd; k++) bench_segment(&bds[k], &s, seg_rotation_sets(&s, small));
+            seg_host_free(&s);
+        }
+        host_data_free(&h);
+    }
 }
 
 int main(int argc, char **argv) {
-    int small = 0, want_cpu = 1, want_cuda = 1, reps = 0;
+    int small = 0, want_cpu = 1, want_cuda = 1, reps = 0, bench = -1;
     const char *json = NULL;
-    if (argc < 2 || strcmp(argv[1], "advantage") != 0) {
+    if (argc >= 2) {
+        if (!strcmp(argv[1], "advantage")) bench = BENCH_ADVANTAGE;
+        else if (!strcmp(argv[1], "segment")) bench = BENCH_SEGMENT;
+        else if (!strcmp(argv[1], "tree")) bench = BENCH_TREE;
+    }
+    if (bench < 0) {
         if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
             usage(stdout);
             return 0;
@@ -721,6 +1508,8 @@ int main(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
+    static const char *const BENCH_NAMES[] = {"advantage", "segment", "tree"};
+    const char *bname = BENCH_NAMES[bench];
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--small")) {
@@ -755,12 +1544,21 @@ int main(int argc, char **argv) {
         }
     }
     const int cpu_reps = reps ? reps : 11, cuda_reps = reps ? reps : 50;
-    static const int64_t full[2][2] = {{512, 4096}, {4096, 1024}};
-    static const int64_t tiny[2][2] = {{64, 512}, {256, 256}};
-    const int64_t(*shapes)[2] = small ? tiny : full;
+    if (bench != BENCH_ADVANTAGE) op_width = 27;
 
-    printf("segrl-bench advantage: segrl %s, %s shapes, checks SHAPES unless \"+checks\"\n",
-           segrl_version(), small ? "small" : "full");
+    if (bench == BENCH_ADVANTAGE)
+        printf("segrl-bench advantage: segrl %s, %s shapes, checks SHAPES unless \"+checks\"\n",
+               segrl_version(), small ? "small" : "full");
+    else if (bench == BENCH_SEGMENT)
+        printf("segrl-bench segment: segrl %s, %s shapes, checks SHAPES; tokens/s = B*T token "
+               "slots of the batch per second\n",
+               segrl_version(), small ? "small" : "full");
+    else
+        printf("segrl-bench tree: segrl %s, %s batches (%s), checks SHAPES; nodes/s = tree nodes "
+               "per second\n",
+               segrl_version(), small ? "small" : "full",
+               small ? "10 trees of 1000 nodes; a chain of 10^4"
+                     : "1000 trees of 1000 nodes; a chain of 10^5");
 
     /* which CUDA rows can run */
     int run_cuda = 0;
@@ -816,19 +1614,42 @@ int main(int argc, char **argv) {
     printf("inputs: %s\n\n",
            small ? "one copy (the small shapes run in cache)"
                  : "rotating copies spanning >= 512 MiB, so no call finds its data in cache");
-    print_header();
+    print_header(bench == BENCH_TREE ? "nodes/s" : "tokens/s");
 
-    for (int si = 0; si < 2; si++) {
-        host_data h;
-        host_data_make(&h, shapes[si][0], shapes[si][1]);
-        const int nsets = rotation_sets(&h, small);
-        if (want_cpu) bench_cpu(&h, nsets, cpu_reps, triad, cpu_name);
-#ifdef SEGRL_BENCH_CUDA
-        if (run_cuda) bench_cuda(&h, nsets, cuda_reps, copy, gpu_name, stream);
-#endif
-        host_data_free(&h);
+    bench_dev bds[2];
+    int nbd = 0;
+    memset(bds, 0, sizeof bds);
+    if (want_cpu) {
+        bench_dev *bd = &bds[nbd++];
+        bd->bench = bname;
+        bd->dev = segrl_cpu();
+        bd->name = cpu_name;
+        bd->base_name = "triad";
+        bd->base_gbps = triad;
+        bd->reps = cpu_reps;
     }
 #ifdef SEGRL_BENCH_CUDA
+    if (run_cuda) {
+        bench_dev *bd = &bds[nbd++];
+        bd->bench = bname;
+        bd->cuda = 1;
+        bd->dev = segrl_cuda(0);
+        bd->name = gpu_name;
+        bd->base_name = "d2d-copy";
+        bd->base_gbps = copy;
+        bd->reps = cuda_reps;
+        bd->stream = stream;
+        CUDA_OK(cudaEventCreate(&bd->e0));
+        CUDA_OK(cudaEventCreate(&bd->e1));
+    }
+#endif
+    run_shapes(bench, bds, nbd, small);
+#ifdef SEGRL_BENCH_CUDA
+    for (int k = 0; k < nbd; k++) {
+        if (!bds[k].cuda) continue;
+        CUDA_OK(cudaEventDestroy(bds[k].e0));
+        CUDA_OK(cudaEventDestroy(bds[k].e1));
+    }
     if (stream) CUDA_OK(cudaStreamDestroy(stream));
 #endif
     (void)run_cuda;
