@@ -187,6 +187,63 @@ segrl_status sg_cuda_tree_advantages(const sg_tree_dev *t, const float *V,
                                      void *nm, int32_t nm_dt);
 #endif
 
+#ifdef SEGRL_WITH_CUDA
+// ----------------------------------------------------------------------------
+// CUDA backend: segments (kernels/segment.cu)
+
+/* Validated segment spans (CSR per sequence), device pointers. */
+typedef struct sg_dspans {
+    const void *off, *st, *en; /* offsets (B + 1), start, end (S) */
+    int32_t odt, sdt, edt;
+    int64_t S;
+} sg_dspans;
+
+/* The first bad span in CPU order (what: 0 none, 1 start before prev, 2 empty, 3 past len). */
+typedef struct sg_span_bad {
+    int what;
+    int64_t k, b, st, en, prev, len;
+    int first; /* k is the first span of its sequence */
+} sg_span_bad;
+
+/* Span contents (spans' offsets already checked): scratch SG_WS_CHECK_BYTES; synchronizes. */
+segrl_status sg_cuda_span_check(const sg_geom *g, const sg_dspans *s, void *scratch,
+                                void *stream, sg_span_bad *out);
+segrl_status sg_cuda_seg_reduce(const sg_geom *g, sg_tok x, sg_tok m, const sg_dspans *s,
+                                int32_t op, float *out, void *stream);
+segrl_status sg_cuda_seg_scatter(const sg_geom *g, const float *v, sg_tok m, const sg_dspans *s,
+                                 int32_t mode, sg_tok o, void *stream);
+/* V0, oseg may be NULL */
+segrl_status sg_cuda_spo_chain(const sg_geom *g, sg_tok m, const sg_dspans *s, const float *V,
+                               const float *R, const float *V0, sg_tok o, float *oseg,
+                               void *stream);
+segrl_status sg_cuda_vineppo(const sg_geom *g, sg_tok m, const sg_dspans *s, const float *r,
+                             const float *V, float gamma, sg_tok o, float *ostep, void *stream);
+segrl_status sg_cuda_prob_mask(const sg_geom *g, sg_tok probs, sg_tok m, float tau, sg_tok o,
+                               void *stream);
+
+/* A partitioner, validated (kinds as in src/segment/partition.c). */
+enum { SG_SPART_PARTS = 0, SG_SPART_EVERY = 1, SG_SPART_CUT = 2, SG_SPART_DELIM = 3 };
+typedef struct sg_dpart {
+    int kind;
+    int64_t K, M;
+    float tau;
+    int64_t k, cap;
+    sg_tok probs, ids, mask;
+    const void *delims;
+    int32_t ddt;
+    int64_t D;
+} sg_dpart;
+
+/* Counting pass: ws = [check scratch][B + 1 i64]; leaves the exclusive prefix of the counts in
+ * the i64 part, returns S and the longest sequence; synchronizes. */
+segrl_status sg_cuda_part_count(const sg_geom *g, const sg_dpart *p, void *ws, void *stream,
+                                int64_t *S, int64_t *maxlen);
+/* Writes offsets (from the prefix) and, when st/en non-NULL, the spans. */
+segrl_status sg_cuda_part_write(const sg_geom *g, const sg_dpart *p, void *ws, void *off,
+                                int32_t odt, void *st, int32_t sdt, void *en, int32_t edt,
+                                void *stream);
+#endif
+
 #ifdef __cplusplus
 }
 #endif

@@ -821,10 +821,10 @@ static int esetup(int id, eargs *a, int *fam, segrl_status *want, const char **w
     case 8: *fam = FIXED, a->out_sg.end = none, *word = "out->end"; break;
     case 9: *fam = FIXED, a->out_sg.end = a->out_sg.start, *word = "out->end"; break;
     case 10: *fam = FIXED, a->out_sg.start = i64v(g_st, 3), a->out_sg.end = i64v(g_en, 3), *word = "out->start"; break;
-    case 11: *fam = FIXED, a->m.device = cu, *want = SEGRL_ERR_UNSUPPORTED, *word = "mask: CUDA views are not supported by this op yet (CPU only)"; break;
-    case 12: *fam = FIXED, a->out_sg.start.device = cu, *want = SEGRL_ERR_UNSUPPORTED, *word = "out->start: CUDA views"; break;
+    case 11: *fam = FIXED, a->out_sg.offsets.device = cu, *word = "out->offsets: on cuda:0, expected cpu"; break;
+    case 12: *fam = FIXED, a->out_sg.start.device = cu, *word = "out->start: on cuda:0"; break;
     case 13: *fam = FIXED, epacked(a), e_poff[1] = 11, *word = "layout->offsets"; break;
-    case 14: *fam = FIXED, epacked(a), a->layout.offsets.device = cu, *want = SEGRL_ERR_UNSUPPORTED, *word = "layout->offsets"; break;
+    case 14: *fam = FIXED, epacked(a), a->layout.offsets.device = cu, *word = "layout->offsets: on cuda:0"; break;
     case 15: *fam = FIXED, a->m.dtype = SEGRL_DTYPE_BF16, *word = "mask"; break;
     // cutpoints
     case 16: *fam = CUT, e_p[6] = NAN, *word = "probs: non-finite value at valid token 1 of sequence 1"; break;
@@ -832,7 +832,7 @@ static int esetup(int id, eargs *a, int *fam, segrl_status *want, const char **w
     case 18: *fam = CUT, a->co.k = 0, *word = "opts->k"; break;
     case 19: *fam = CUT, a->co.max_segments = -1, *word = "opts->max_segments"; break;
     case 20: *fam = CUT, a->p.dtype = SEGRL_DTYPE_I32, *word = "probs"; break;
-    case 21: *fam = CUT, a->p.device = cu, *want = SEGRL_ERR_UNSUPPORTED, *word = "probs: CUDA views"; break;
+    case 21: *fam = CUT, a->m.device = cu, *word = "mask: on cuda:0"; break;
     case 22: *fam = CUT, a->p = f1(e_p, EN), *word = "probs: padded layout needs a 2-D"; break;
     case 23: *fam = CUT, a->m = u8v(e_m, EB + 1, ET - 2), *word = "mask"; break;
     // delimiters
@@ -840,7 +840,7 @@ static int esetup(int id, eargs *a, int *fam, segrl_status *want, const char **w
     case 25: *fam = DELIM, a->delims.dtype = SEGRL_DTYPE_F32, *word = "delimiters"; break;
     case 26: *fam = DELIM, a->delims.shape[0] = 0, *word = "delimiters"; break;
     case 27: *fam = DELIM, a->ids.dtype = SEGRL_DTYPE_F32, *word = "token_ids"; break;
-    case 28: *fam = DELIM, a->delims.device = cu, *want = SEGRL_ERR_UNSUPPORTED, *word = "delimiters: CUDA"; break;
+    case 28: *fam = DELIM, a->delims.device = cu, *word = "delimiters: on cuda:0"; break;
     // explicit spans
     case 29: *fam = SCHECK, e_st[1] = 1, *word = "segments->start"; break;
     case 30: *fam = SCHECK, e_en[2] = 6, *word = "segments->end"; break;
@@ -858,7 +858,7 @@ static int esetup(int id, eargs *a, int *fam, segrl_status *want, const char **w
     case 41: *fam = REDUCE, a->out_vec = f1(g_vec, ES + 1), *word = "out"; break;
     case 42: *fam = REDUCE, e_x[2] = INFINITY, *word = "x"; break;
     case 43: *fam = REDUCE, e_en[1] = 6, *word = "segments->end"; break;
-    case 44: *fam = REDUCE, a->sg.start.device = cu, *want = SEGRL_ERR_UNSUPPORTED, *word = "segments->start: CUDA"; break;
+    case 44: *fam = REDUCE, a->sg.start.device = cu, *word = "segments->start: on cuda:0"; break;
     case 45: *fam = REDUCE, a->out_vec.dtype = SEGRL_DTYPE_I64, *word = "out"; break;
     // scatter
     case 46: *fam = SCATTER, e_vals[1] = NAN, *word = "values: non-finite value at entry 1"; break;
@@ -873,7 +873,7 @@ static int esetup(int id, eargs *a, int *fam, segrl_status *want, const char **w
     case 54: *fam = SPO, a->out_vec = f1(g_vec, 2), *word = "out_segment_advantages"; break;
     case 55: *fam = SPO, e_en[0] = 3, *word = "segments->start"; break;
     case 56: *fam = SPO, epacked(a), e_poff[1] = 3, e_st[1] = 2, e_en[1] = 4, *word = "segments->end: segment 1 (sequence 0) ends at 4, past"; break;
-    case 57: *fam = SPO, a->out_tok.device = cu, *want = SEGRL_ERR_UNSUPPORTED, *word = "out_advantages: CUDA"; break;
+    case 57: *fam = SPO, a->vals.device = cu, *word = "values: on cuda:0"; break;
     case 58: *fam = SPO, a->vals = none, *word = "values"; break;
     case 59: *fam = SPO, a->out_vec = a->vals, a->out_vec.dtype = SEGRL_DTYPE_I32, *word = "out_segment_advantages"; break;
     // VinePPO
@@ -921,6 +921,9 @@ static int esetup(int id, eargs *a, int *fam, segrl_status *want, const char **w
     case 96: *fam = PRET, a->out_tok = a->lp, *word = "out_returns: is the same buffer as sources[0].token_rewards"; break;
     case 97: *fam = PRET, a->gidx.device = cu, *want = SEGRL_ERR_UNSUPPORTED, *word = "group_index: CUDA"; break;
     case 98: *fam = PRET, a->src_w2 = NAN, *word = "sources[1].weight"; break;
+    // CUDA views of the calls that run on CUDA: no device (skipped when one is present)
+    case 99: *fam = FIXED, a->m.device = cu, a->out_sg.offsets.device = a->out_sg.start.device = a->out_sg.end.device = cu, *want = SEGRL_ERR_NO_DEVICE, *word = "mask: on cuda:0"; break;
+    case 100: *fam = SPO, a->out_tok.device = cu, *want = SEGRL_ERR_NO_DEVICE, *word = "out_advantages: on cuda:0"; break;
     default: return 0;
     }
     return 1;
@@ -935,6 +938,7 @@ static void test_errors(void) {
         segrl_status want;
         const char *word = "";
         if (!esetup(id, &a, &fam, &want, &word)) break;
+        if (want == SEGRL_ERR_NO_DEVICE && segrl_cuda_device_count() > 0) continue; /* a GPU */
         segrl_clear_error();
         segrl_status got = ecall(fam, &a);
         const char *msg = segrl_last_error();

@@ -2,7 +2,12 @@
  * SPO-chain and VinePPO advantages, the probability mask, process-reward transforms, dense
  * segment rewards, PRIME implicit token rewards and RLOO returns.
  *
- * CPU reference only in this release: a view on a CUDA device returns SEGRL_ERR_UNSUPPORTED
+ * CUDA: the partitioners, segrl_segments_check, segrl_segment_reduce / _scatter,
+ * segrl_spo_chain, segrl_vineppo and segrl_prob_mask run on CUDA views (every view on the same
+ * device; exec->workspace: segrl_segment_workspace_size(device, B) bytes of device memory,
+ * 16-byte aligned; content checks and the partitioners' count synchronize exec->stream).
+ * A build without CUDA answers CUDA views with SEGRL_ERR_NO_DEVICE. The other calls (process
+ * rewards, dense rewards, PRIME) are CPU only: a CUDA view returns SEGRL_ERR_UNSUPPORTED
  * ("<fn>: <arg>: CUDA views are not supported by this op yet (CPU only)").
  *
  * ---------------------------------------------------------------------------------------------
@@ -44,13 +49,13 @@
  * Common to every call: token tensors follow segrl_layout (padded or packed); masks are
  * u8/i32/i64/f32 (a token is valid when non-zero, none = all valid); float tensors are f32;
  * per-segment vectors are contiguous 1-D (S); per-sequence vectors are contiguous 1-D (B).
- * No call allocates; only segrl_prime_returns needs a workspace (the others ignore
- * exec->workspace). Outputs are written only when SEGRL_OK is returned. Content checks (spans,
+ * No call allocates; on the CPU only segrl_prime_returns needs a workspace (the others ignore
+ * exec->workspace); on CUDA the calls above need segrl_segment_workspace_size() bytes. Outputs are written only when SEGRL_OK is returned. Content checks (spans,
  * offsets, group indices, NaN/Inf at valid tokens or in per-segment values) run under
  * SEGRL_CHECKS_FULL; under SEGRL_CHECKS_SHAPES they are skipped and bad spans are undefined
  * behaviour, as for the layout's offsets.
  * Statuses: SEGRL_OK; SEGRL_ERR_INVALID (message names the argument); SEGRL_ERR_UNSUPPORTED
- * (CUDA views); SEGRL_ERR_WORKSPACE (segrl_prime_returns).
+ * (CUDA views of CPU-only calls); SEGRL_ERR_NO_DEVICE; SEGRL_ERR_WORKSPACE; SEGRL_ERR_CUDA.
  * See docs/segments.md for formulas, papers and worked examples. */
 #ifndef SEGRL_SEGMENT_H
 #define SEGRL_SEGMENT_H
@@ -60,6 +65,11 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* Workspace bytes of the CUDA segment calls for `batch` sequences on `device` (0 on the CPU;
+ * the same for every call of this header that runs on CUDA). */
+SEGRL_API segrl_status segrl_segment_workspace_size(segrl_device device, int64_t batch,
+                                                    size_t *out_bytes);
 
 typedef struct segrl_segments {
     segrl_view offsets; /* i32/i64 (B + 1) */

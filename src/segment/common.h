@@ -70,6 +70,23 @@ segrl_status sg_seg_views(const sg_call *c, const segrl_segments *s, const char 
  * 0 <= start < end <= len_b, end <= next start. Skipped under SEGRL_CHECKS_SHAPES unless force. */
 segrl_status sg_seg_contents(const sg_call *c, const char *name, const sg_segs *s, int force);
 
+/* the call's tensors live on a CUDA device */
+static inline int sg_seg_on_cuda(const sg_call *c) { return c->g.device.type == SEGRL_DEVICE_CUDA; }
+
+/* CUDA calls: exec->workspace of segrl_segment_workspace_size(device, B) bytes (CPU: none). */
+segrl_status sg_seg_ws(const sg_call *c);
+
+/* What sg_seg_contents reports: the first bad span (what 0: none). */
+typedef struct sg_span_bad_t {
+    int what; /* 1 start before the previous end (or 0), 2 empty, 3 past the length */
+    int64_t k, b, st, en, prev, len;
+    int first;
+} sg_span_bad_t;
+
+#ifdef SEGRL_WITH_CUDA
+sg_dspans sg_seg_dspans(const sg_segs *s);
+#endif
+
 /* non-finite entry of a finite-required scalar parameter */
 segrl_status sg_seg_finite(const char *fn, const char *name, float x);
 

@@ -41,14 +41,6 @@ segrl_status segrl_spo_chain(const segrl_layout *layout, segrl_view mask,
     sg_segs s;
     const void *p;
     int32_t dt;
-    SG_TRY(sg_seg_cpu_layout(fn, layout));
-    SG_TRY(sg_seg_cpu_only(fn, "mask", mask));
-    SG_TRY(sg_seg_cpu_spans(fn, "segments", segments));
-    SG_TRY(sg_seg_cpu_only(fn, "values", values));
-    SG_TRY(sg_seg_cpu_only(fn, "rewards", rewards));
-    SG_TRY(sg_seg_cpu_only(fn, "prompt_values", prompt_values));
-    SG_TRY(sg_seg_cpu_only(fn, "out_advantages", out_advantages));
-    SG_TRY(sg_seg_cpu_only(fn, "out_segment_advantages", out_segment_advantages));
     SG_TRY(sg_adv_begin(&c, fn, layout, mask, segments, exec, out_advantages, &m, &o, &s));
     const int64_t B = c.g.B;
     SG_TRY(sg_vec_view(&c, values, "values", s.S, SG_F32, 1, &p, &dt));
@@ -60,11 +52,18 @@ segrl_status segrl_spo_chain(const segrl_layout *layout, segrl_view mask,
     SG_TRY(sg_vec_view(&c, out_segment_advantages, "out_segment_advantages", s.S, SG_F32, 0, &p,
                        &dt));
     float *oseg = (float *)p;
+    SG_TRY(sg_seg_ws(&c));
     SG_TRY(sg_check_offsets(&c));
     SG_TRY(sg_seg_contents(&c, "segments", &s, 0));
     SG_TRY(sg_check_finite_vec(&c, "values", V, s.S));
     SG_TRY(sg_check_finite_vec(&c, "rewards", R, B));
     SG_TRY(sg_check_finite_vec(&c, "prompt_values", V0, V0 ? B : 0));
+    if (sg_seg_on_cuda(&c)) {
+#ifdef SEGRL_WITH_CUDA
+        const sg_dspans ds = sg_seg_dspans(&s);
+        return sg_cuda_spo_chain(&c.g, m, &ds, V, R, V0, o, oseg, c.exec.stream);
+#endif
+    }
     const sg_geom *g = &c.g;
     sg_zero_rows(g, o);
     for (int64_t b = 0; b < B; b++) {
@@ -95,13 +94,6 @@ segrl_status segrl_vineppo(const segrl_layout *layout, segrl_view mask,
     sg_segs s;
     const void *p;
     int32_t dt;
-    SG_TRY(sg_seg_cpu_layout(fn, layout));
-    SG_TRY(sg_seg_cpu_only(fn, "mask", mask));
-    SG_TRY(sg_seg_cpu_spans(fn, "segments", segments));
-    SG_TRY(sg_seg_cpu_only(fn, "step_rewards", step_rewards));
-    SG_TRY(sg_seg_cpu_only(fn, "values", values));
-    SG_TRY(sg_seg_cpu_only(fn, "out_advantages", out_advantages));
-    SG_TRY(sg_seg_cpu_only(fn, "out_step_advantages", out_step_advantages));
     SG_TRY(sg_adv_begin(&c, fn, layout, mask, segments, exec, out_advantages, &m, &o, &s));
     SG_TRY(sg_vec_view(&c, step_rewards, "step_rewards", s.S, SG_F32, 1, &p, &dt));
     const float *r = (const float *)p;
@@ -110,10 +102,17 @@ segrl_status segrl_vineppo(const segrl_layout *layout, segrl_view mask,
     SG_TRY(sg_vec_view(&c, out_step_advantages, "out_step_advantages", s.S, SG_F32, 0, &p, &dt));
     float *ostep = (float *)p;
     SG_TRY(sg_seg_finite(fn, "gamma", gamma));
+    SG_TRY(sg_seg_ws(&c));
     SG_TRY(sg_check_offsets(&c));
     SG_TRY(sg_seg_contents(&c, "segments", &s, 0));
     SG_TRY(sg_check_finite_vec(&c, "step_rewards", r, s.S));
     SG_TRY(sg_check_finite_vec(&c, "values", V, s.S));
+    if (sg_seg_on_cuda(&c)) {
+#ifdef SEGRL_WITH_CUDA
+        const sg_dspans ds = sg_seg_dspans(&s);
+        return sg_cuda_vineppo(&c.g, m, &ds, r, V, gamma, o, ostep, c.exec.stream);
+#endif
+    }
     const sg_geom *g = &c.g;
     sg_zero_rows(g, o);
     for (int64_t b = 0; b < g->B; b++) {

@@ -44,11 +44,6 @@ segrl_status segrl_segment_reduce(const segrl_layout *layout, segrl_view x, segr
     sg_segs s;
     const void *p;
     int32_t dt;
-    SG_TRY(sg_seg_cpu_layout(fn, layout));
-    SG_TRY(sg_seg_cpu_only(fn, "x", x));
-    SG_TRY(sg_seg_cpu_only(fn, "mask", mask));
-    SG_TRY(sg_seg_cpu_spans(fn, "segments", segments));
-    SG_TRY(sg_seg_cpu_only(fn, "out", out));
     SG_TRY(sg_begin(&c, fn, layout, x, "x", exec));
     SG_TRY(sg_tok_view(&c, x, "x", SG_F32, 1, &xs));
     SG_TRY(sg_tok_view(&c, mask, "mask", SG_MASK, 0, &m));
@@ -56,9 +51,16 @@ segrl_status segrl_segment_reduce(const segrl_layout *layout, segrl_view x, segr
     if (op < SEGRL_REDUCE_SUM || op > SEGRL_REDUCE_LAST)
         return sg_fail(SEGRL_ERR_INVALID, "%s: op: %d is not a segrl_reduce_op", fn, op);
     SG_TRY(sg_vec_view(&c, out, "out", s.S, SG_F32, 1, &p, &dt));
+    SG_TRY(sg_seg_ws(&c));
     SG_TRY(sg_check_offsets(&c));
     SG_TRY(sg_seg_contents(&c, "segments", &s, 0));
     SG_TRY(sg_check_finite_tok(&c, "x", xs, m));
+    if (sg_seg_on_cuda(&c)) {
+#ifdef SEGRL_WITH_CUDA
+        const sg_dspans ds = sg_seg_dspans(&s);
+        return sg_cuda_seg_reduce(&c.g, xs, m, &ds, op, (float *)p, c.exec.stream);
+#endif
+    }
     sg_cpu_reduce(&c.g, xs, m, &s, op, (float *)p);
     return SEGRL_OK;
 }
@@ -107,11 +109,6 @@ segrl_status segrl_segment_scatter(const segrl_layout *layout, segrl_view values
     sg_segs s;
     const void *p;
     int32_t dt;
-    SG_TRY(sg_seg_cpu_layout(fn, layout));
-    SG_TRY(sg_seg_cpu_only(fn, "values", values));
-    SG_TRY(sg_seg_cpu_only(fn, "mask", mask));
-    SG_TRY(sg_seg_cpu_spans(fn, "segments", segments));
-    SG_TRY(sg_seg_cpu_only(fn, "out", out));
     SG_TRY(sg_begin(&c, fn, layout, out, "out", exec));
     SG_TRY(sg_tok_view(&c, out, "out", SG_F32, 1, &o));
     SG_TRY(sg_tok_view(&c, mask, "mask", SG_MASK, 0, &m));
@@ -119,9 +116,16 @@ segrl_status segrl_segment_scatter(const segrl_layout *layout, segrl_view values
     SG_TRY(sg_vec_view(&c, values, "values", s.S, SG_F32, 1, &p, &dt));
     if (mode != SEGRL_SCATTER_LAST && mode != SEGRL_SCATTER_BROADCAST)
         return sg_fail(SEGRL_ERR_INVALID, "%s: mode: %d is not a segrl_scatter_mode", fn, mode);
+    SG_TRY(sg_seg_ws(&c));
     SG_TRY(sg_check_offsets(&c));
     SG_TRY(sg_seg_contents(&c, "segments", &s, 0));
     SG_TRY(sg_check_finite_vec(&c, "values", (const float *)p, s.S));
+    if (sg_seg_on_cuda(&c)) {
+#ifdef SEGRL_WITH_CUDA
+        const sg_dspans ds = sg_seg_dspans(&s);
+        return sg_cuda_seg_scatter(&c.g, (const float *)p, m, &ds, mode, o, c.exec.stream);
+#endif
+    }
     sg_cpu_scatter(&c.g, (const float *)p, m, &s, mode, o);
     return SEGRL_OK;
 }
@@ -134,10 +138,6 @@ segrl_status segrl_prob_mask(const segrl_layout *layout, segrl_view probs, segrl
     static const char *fn = "segrl_prob_mask";
     sg_call c;
     sg_tok pr, m, o;
-    SG_TRY(sg_seg_cpu_layout(fn, layout));
-    SG_TRY(sg_seg_cpu_only(fn, "probs", probs));
-    SG_TRY(sg_seg_cpu_only(fn, "mask", mask));
-    SG_TRY(sg_seg_cpu_only(fn, "out", out));
     SG_TRY(sg_begin(&c, fn, layout, probs, "probs", exec));
     SG_TRY(sg_tok_view(&c, probs, "probs", SG_F32, 1, &pr));
     SG_TRY(sg_tok_view(&c, mask, "mask", SG_MASK, 0, &m));
@@ -145,8 +145,14 @@ segrl_status segrl_prob_mask(const segrl_layout *layout, segrl_view probs, segrl
     SG_TRY(sg_seg_finite(fn, "tau", tau));
     if (o.data == pr.data && o.dtype != SEGRL_DTYPE_F32)
         return sg_fail(SEGRL_ERR_INVALID, "%s: out: aliases probs with another dtype", fn);
+    SG_TRY(sg_seg_ws(&c));
     SG_TRY(sg_check_offsets(&c));
     SG_TRY(sg_check_finite_tok(&c, "probs", pr, m));
+    if (sg_seg_on_cuda(&c)) {
+#ifdef SEGRL_WITH_CUDA
+        return sg_cuda_prob_mask(&c.g, pr, m, tau, o, c.exec.stream);
+#endif
+    }
     const sg_geom *g = &c.g;
     for (int64_t b = 0; b < g->B; b++) {
         const int64_t len = sg_seq_len(g, b);

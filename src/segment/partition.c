@@ -1,6 +1,7 @@
 /* partition.c — partitioners: fixed (K parts / every M tokens), SPO cutpoints, delimiters, and
  * the check of caller-given spans. Each runs a counting pass, then (capacity checked) writes
- * offsets and, when given, start/end: nothing is written on failure. */
+ * offsets and, when given, start/end: nothing is written on failure. CUDA views: the same two
+ * passes as kernels (kernels/segment.cu), the counts in the caller's workspace. */
 #include "common.h"
 
 #include <stdint.h>
@@ -125,13 +126,29 @@ static segrl_status sg_part_run(const sg_call *c, const sg_part *p, const segrl_
     int32_t odt = -1, sdt = -1, edt = -1;
     int64_t cap;
     SG_TRY(sg_part_out(c, out, &off, &odt, &st, &sdt, &en, &edt, &cap));
+    SG_TRY(sg_seg_ws(c));
     SG_TRY(sg_check_offsets(c));
     int64_t S = 0, maxlen = 0;
-    for (int64_t b = 0; b < g->B; b++) {
-        S += sg_part_seq(g, p, b, NULL, 0, NULL, 0, 0);
-        const int64_t len = sg_seq_len(g, b);
-        if (len > maxlen) maxlen = len;
+#ifdef SEGRL_WITH_CUDA
+    sg_dpart dp;
+    memset(&dp, 0, sizeof dp);
+    if (sg_seg_on_cuda(c)) {
+        dp.kind = p->kind == SG_PART_PARTS ? SG_SPART_PARTS
+                  : p->kind == SG_PART_EVERY ? SG_SPART_EVERY
+                  : p->kind == SG_PART_CUT   ? SG_SPART_CUT
+                                             : SG_SPART_DELIM;
+        dp.K = p->K, dp.M = p->M, dp.tau = p->tau, dp.k = p->k, dp.cap = p->cap;
+        dp.probs = p->probs, dp.ids = p->ids, dp.mask = p->mask;
+        dp.delims = p->delims, dp.ddt = p->ddt, dp.D = p->D;
+        SG_TRY(sg_cuda_part_count(g, &dp, c->exec.workspace, c->exec.stream, &S, &maxlen));
     }
+#endif
+    if (!sg_seg_on_cuda(c))
+        for (int64_t b = 0; b < g->B; b++) {
+            S += sg_part_seq(g, p, b, NULL, 0, NULL, 0, 0);
+            const int64_t len = sg_seq_len(g, b);
+            if (len > maxlen) maxlen = len;
+        }
     if (odt == SEGRL_DTYPE_I32 && S > INT32_MAX)
         return sg_fail(SEGRL_ERR_INVALID, "%s: out->offsets: i32 cannot hold %lld segments", fn,
                        (long long)S);
@@ -145,6 +162,11 @@ static segrl_status sg_part_run(const sg_call *c, const sg_part *p, const segrl_
             return sg_fail(SEGRL_ERR_INVALID, "%s: %s: i32 cannot hold positions up to %lld", fn,
                            sdt == SEGRL_DTYPE_I32 ? "out->start" : "out->end", (long long)maxlen);
     }
+#ifdef SEGRL_WITH_CUDA
+    if (sg_seg_on_cuda(c))
+        return sg_cuda_part_write(g, &dp, c->exec.workspace, off, odt, st, sdt, en, edt,
+                                  c->exec.stream);
+#endif
     int64_t base = 0;
     sg_ix_set(off, odt, 0, 0);
     for (int64_t b = 0; b < g->B; b++) {
@@ -154,14 +176,6 @@ static segrl_status sg_part_run(const sg_call *c, const sg_part *p, const segrl_
     return SEGRL_OK;
 }
 
-static segrl_status sg_part_cpu(const char *fn, const segrl_layout *layout, segrl_view a,
-                                const char *an, segrl_view m, const segrl_segments *out) {
-    SG_TRY(sg_seg_cpu_layout(fn, layout));
-    SG_TRY(sg_seg_cpu_only(fn, an, a));
-    SG_TRY(sg_seg_cpu_only(fn, "mask", m));
-    return sg_seg_cpu_spans(fn, "out", out);
-}
-
 segrl_status segrl_partition_fixed(const segrl_layout *layout, segrl_view mask, int64_t num_parts,
                                    int64_t every, const segrl_exec *exec,
                                    const segrl_segments *out) {
@@ -169,7 +183,6 @@ segrl_status segrl_partition_fixed(const segrl_layout *layout, segrl_view mask, 
     sg_call c;
     sg_part p;
     memset(&p, 0, sizeof p);
-    SG_TRY(sg_part_cpu(fn, layout, mask, "mask", segrl_view_none(), out));
     SG_TRY(sg_begin(&c, fn, layout, mask, "mask", exec));
     SG_TRY(sg_tok_view(&c, mask, "mask", SG_MASK, 1, &p.mask));
     if (num_parts < 0)
@@ -201,7 +214,6 @@ segrl_status segrl_partition_cutpoints(const segrl_layout *layout, segrl_view pr
     sg_part p;
     memset(&p, 0, sizeof p);
     segrl_cutpoint_opts o = opts ? *opts : segrl_cutpoint_opts_default();
-    SG_TRY(sg_part_cpu(fn, layout, probs, "probs", mask, out));
     SG_TRY(sg_begin(&c, fn, layout, probs, "probs", exec));
     SG_TRY(sg_tok_view(&c, probs, "probs", SG_F32, 1, &p.probs));
     SG_TRY(sg_tok_view(&c, mask, "mask", SG_MASK, 0, &p.mask));
@@ -210,6 +222,7 @@ segrl_status segrl_partition_cutpoints(const segrl_layout *layout, segrl_view pr
     if (o.max_segments < 0)
         return sg_fail(SEGRL_ERR_INVALID, "%s: opts->max_segments: %lld, must be >= 0", fn,
                        (long long)o.max_segments);
+    SG_TRY(sg_seg_ws(&c));
     SG_TRY(sg_check_offsets(&c));
     SG_TRY(sg_check_finite_tok(&c, "probs", p.probs, p.mask));
     p.kind = SG_PART_CUT;
@@ -226,8 +239,6 @@ segrl_status segrl_partition_delimiters(const segrl_layout *layout, segrl_view t
     sg_call c;
     sg_part p;
     memset(&p, 0, sizeof p);
-    SG_TRY(sg_part_cpu(fn, layout, token_ids, "token_ids", mask, out));
-    SG_TRY(sg_seg_cpu_only(fn, "delimiters", delimiters));
     SG_TRY(sg_begin(&c, fn, layout, token_ids, "token_ids", exec));
     SG_TRY(sg_tok_view(&c, token_ids, "token_ids", SG_IDX, 1, &p.ids));
     SG_TRY(sg_tok_view(&c, mask, "mask", SG_MASK, 0, &p.mask));
@@ -246,13 +257,11 @@ segrl_status segrl_segments_check(const segrl_layout *layout, segrl_view tokens,
     static const char *fn = "segrl_segments_check";
     sg_call c;
     sg_segs s;
-    SG_TRY(sg_seg_cpu_layout(fn, layout));
-    SG_TRY(sg_seg_cpu_only(fn, "tokens", tokens));
-    SG_TRY(sg_seg_cpu_spans(fn, "segments", segments));
     SG_TRY(sg_begin(&c, fn, layout, tokens, "tokens", exec));
     sg_tok t;
     SG_TRY(sg_tok_view(&c, tokens, "tokens", 0x3fu, 1, &t));
     SG_TRY(sg_seg_views(&c, segments, "segments", &s));
+    SG_TRY(sg_seg_ws(&c));
     /* this call is the check: run it whatever exec->checks says */
     sg_call full = c;
     full.exec.checks = SEGRL_CHECKS_FULL;

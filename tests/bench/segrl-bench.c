@@ -1118,6 +1118,9 @@ static void bench_segment(const bench_dev *bd, const seg_host *s, int nsets) {
         if (which == S_PRIME_RETURNS)
             check_segrl(segrl_prime_returns_workspace_size(s->h->B, s->h->G, &ws_bytes),
                         "segrl_prime_returns_workspace_size");
+        else /* the calls with a CUDA kernel need it on the device (0 on the CPU) */
+            check_segrl(segrl_segment_workspace_size(bd->dev, s->h->B, &ws_bytes),
+                        "segrl_segment_workspace_size");
         const seg_ctx c = {which, d, s->h->G};
         row_spec rs;
         memset(&rs, 0, sizeof rs);
