@@ -36,7 +36,7 @@ static segrl_status sg_common_view(const char *fn, segrl_view v, const char *nam
     return SEGRL_OK;
 }
 
-static segrl_status sg_device_usable(const char *fn, segrl_device d, const char *name) {
+segrl_status sg_device_usable(const char *fn, segrl_device d, const char *name) {
     if (d.type == SEGRL_DEVICE_CPU) return SEGRL_OK;
     if (d.type != SEGRL_DEVICE_CUDA)
         return sg_fail(SEGRL_ERR_INVALID, "%s: %s: unknown device type %d", fn, name, d.type);

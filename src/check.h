@@ -25,6 +25,10 @@ typedef struct sg_call {
 segrl_status sg_begin(sg_call *c, const char *fn, const segrl_layout *layout, segrl_view ref,
                       const char *ref_name, const segrl_exec *exec);
 
+/* A view's device can be used: CPU always; CUDA when built with CUDA and the device exists (made
+ * current); otherwise SEGRL_ERR_NO_DEVICE naming `name`. */
+segrl_status sg_device_usable(const char *fn, segrl_device d, const char *name);
+
 /* A token tensor with the call's geometry. required == 0 accepts none (out->data = NULL). */
 segrl_status sg_tok_view(const sg_call *c, segrl_view v, const char *name, unsigned dtypes,
                          int required, sg_tok *out);

@@ -96,24 +96,6 @@ segrl_status segrl_tree_workspace_size(segrl_device device, int64_t num_nodes, s
     return SEGRL_OK;
 }
 
-/* A tree on a CUDA device (values and advantages): the device must be usable, as sg_begin
- * requires of token tensors; a CPU-only build reports SEGRL_ERR_NO_DEVICE. */
-static segrl_status sg_tree_device(const char *fn, segrl_device d, const char *name) {
-#ifdef SEGRL_WITH_CUDA
-    int n = sg_cuda_device_count();
-    if (n == 0)
-        return sg_fail(SEGRL_ERR_NO_DEVICE, "%s: %s: on cuda:%d but no CUDA device is available",
-                       fn, name, d.index);
-    if (d.index < 0 || d.index >= n)
-        return sg_fail(SEGRL_ERR_NO_DEVICE, "%s: %s: on cuda:%d but %d CUDA device(s)", fn, name,
-                       d.index, n);
-    return sg_cuda_set_device(d.index);
-#else
-    return sg_fail(SEGRL_ERR_NO_DEVICE, "%s: %s: on cuda:%d but segrl was built without CUDA", fn,
-                   name, d.index);
-#endif
-}
-
 #ifdef SEGRL_WITH_CUDA
 static sg_tree_dev sg_tree_on_dev(const sg_call *c, const sg_tree *t) {
     sg_tree_dev d;
@@ -211,7 +193,7 @@ static segrl_status sg_tree_begin(sg_call *c, sg_tree *t, const char *fn, const 
         SG_TRY(sg_cpu_only(fn, tree->depth, "tree->depth"));
     } else if (!segrl_view_is_none(tree->parent) &&
                tree->parent.device.type == SEGRL_DEVICE_CUDA) {
-        SG_TRY(sg_tree_device(fn, tree->parent.device, "tree->parent"));
+        SG_TRY(sg_device_usable(fn, tree->parent.device, "tree->parent"));
         c->g.device = tree->parent.device;
         t->cuda = 1;
     }
