@@ -2,7 +2,7 @@
 # tests/gpu/check.sh — everything a GPU session runs, in one call of the device tool:
 # configure with CUDA for the local GPU's architecture, build, run the whole ctest suite (the
 # CUDA tests compare every kernel with the CPU reference), then the advantage benchmark on CPU and
-# CUDA. Results go under $OUT (default ./gpu-out): ctest.log, bench.txt, bench.json, device.txt.
+# CUDA. Results go under $OUT (default ./gpu-out): ctest.log, bench-<name>.txt/.json, device.txt.
 #   bash tests/gpu/check.sh            (on the GPU machine, from the repository root)
 set -uo pipefail
 OUT=${OUT:-$PWD/gpu-out}
@@ -19,7 +19,9 @@ cmake --build "$build" -j "$(nproc)" > "$OUT/build.log" 2>&1 || { tail -40 "$OUT
 ctest --test-dir "$build" --output-on-failure > "$OUT/ctest.log" 2>&1
 rc=$?
 tail -15 "$OUT/ctest.log"
-"$build/tests/bench/segrl-bench" advantage --device all --json "$OUT/bench.json" \
-  > "$OUT/bench.txt" 2>&1
-cat "$OUT/bench.txt"
+for b in advantage segment tree; do
+  "$build/tests/bench/segrl-bench" $b --device all --json "$OUT/bench-$b.json" \
+    > "$OUT/bench-$b.txt" 2>&1
+  cat "$OUT/bench-$b.txt"
+done
 exit $rc
