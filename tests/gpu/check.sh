@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/gpu/check.sh — everything a GPU session runs, in one call of the device tool:
 # configure with CUDA for the local GPU's architecture, build, run the whole ctest suite (the
-# CUDA tests compare every kernel with the CPU reference), then the advantage benchmark on CPU and
+# CUDA tests compare every kernel with the CPU reference), then the advantage, segment and tree benchmarks on CPU and
 # CUDA. Results go under $OUT (default ./gpu-out): ctest.log, bench-<name>.txt/.json, device.txt.
 #   bash tests/gpu/check.sh            (on the GPU machine, from the repository root)
 set -uo pipefail
