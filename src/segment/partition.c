@@ -44,7 +44,8 @@ static int64_t sg_part_seq(const sg_geom *g, const sg_part *p, int64_t b, void *
     }
     const float *pr = p->kind == SG_PART_CUT ? sg_f32(p->probs, sg_base(g, p->probs, b)) : NULL;
     const int64_t ib = p->kind == SG_PART_DELIM ? sg_base(g, p->ids, b) : 0;
-    int64_t j = 0, low = 0, nseg = 0, cur = -1, last = -1;
+    /* countdowns instead of j % M and low % k: no division per token */
+    int64_t j = 0, nseg = 0, cur = -1, last = -1, every = 1, until = p->k;
     int prev_delim = 0;
     for (int64_t t = 0; t < len; t++) {
         if (!sg_valid(p->mask, mb + t)) continue;
@@ -58,12 +59,15 @@ static int64_t sg_part_seq(const sg_geom *g, const sg_part *p, int64_t b, void *
                 if (rem >= K) next++, rem -= K;
             }
             break;
-        case SG_PART_EVERY: brk = j % p->M == 0; break;
-        case SG_PART_CUT: {
-            const int lowp = pr[t] < p->tau;
-            low += lowp;
-            if (!brk && lowp && low % p->k == 0 && (p->cap == 0 || nseg < p->cap)) brk = 1;
-        } break;
+        case SG_PART_EVERY: /* valid ordinals 0, M, 2M, ... */
+            if (--every == 0) brk = 1, every = p->M;
+            break;
+        case SG_PART_CUT: /* every k-th low-probability token (k, 2k, ...) may start a segment */
+            if (pr[t] < p->tau && --until == 0) {
+                until = p->k;
+                if (!brk && (p->cap == 0 || nseg < p->cap)) brk = 1;
+            }
+            break;
         default: {
             brk = brk || prev_delim;
             prev_delim = sg_is_delim(p, sg_ix(p->ids.data, p->ids.dtype, ib + t));
