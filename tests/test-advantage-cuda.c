@@ -10,47 +10,12 @@
  *
  * Without a CUDA device it prints one line and exits 77 (ctest: skipped). */
 #include "harness.h"
+#include "cuda_harness.h"
 
 #include <cuda_runtime_api.h>
 #include <segrl/segrl.h>
 
 #define SENTINEL 12345.0f
-
-static const segrl_device CPU = {SEGRL_DEVICE_CPU, 0};
-static const segrl_device GPU = {SEGRL_DEVICE_CUDA, 0};
-
-// ----------------------------------------------------------------------------
-// device memory
-
-static void *d_alloc(size_t n) {
-    void *p = NULL;
-    if (cudaMalloc(&p, n ? n : 1) != cudaSuccess) {
-        printf("cudaMalloc(%zu) failed\n", n);
-        exit(2);
-    }
-    return p;
-}
-
-static void *d_up(const void *h, size_t n) {
-    if (!h) return NULL;
-    void *p = d_alloc(n);
-    if (cudaMemcpy(p, h, n, cudaMemcpyHostToDevice) != cudaSuccess) {
-        printf("cudaMemcpy to device failed\n");
-        exit(2);
-    }
-    return p;
-}
-
-static void d_down(void *h, const void *d, size_t n) {
-    if (cudaMemcpy(h, d, n, cudaMemcpyDeviceToHost) != cudaSuccess) {
-        printf("cudaMemcpy to host failed\n");
-        exit(2);
-    }
-}
-
-static void d_free(void *p) {
-    if (p) cudaFree(p);
-}
 
 // ----------------------------------------------------------------------------
 // a test case: geometry and inputs (host), and their device copies
@@ -196,15 +161,15 @@ static void make_case(tcase *c, const char *name, int packed, int off64, int64_t
     c->h.off = c->off64 ? (void *)c->off : (void *)c->off32;
 
     c->d.dev = GPU;
-    c->d.r = (float *)d_up(c->r, (size_t)S * 4);
-    c->d.v = (float *)d_up(c->v, (size_t)S * 4);
-    c->d.lp = (float *)d_up(c->lp, (size_t)S * 4);
-    c->d.rf = (float *)d_up(c->rf, (size_t)S * 4);
-    c->d.scores = (float *)d_up(c->scores, (size_t)B * 4);
-    c->d.greedy = (float *)d_up(c->greedy, (size_t)B * 4);
-    c->d.mask = d_up(c->mask, (size_t)S * dt_size(mask_dt));
-    c->d.gid = c->gid_is64 ? d_up(c->gid64, (size_t)B * 8) : d_up(c->gid, (size_t)B * 4);
-    c->d.off = c->off64 ? d_up(c->off, (size_t)(B + 1) * 8) : d_up(c->off32, (size_t)(B + 1) * 4);
+    c->d.r = (float *)d_up_opt(c->r, (size_t)S * 4);
+    c->d.v = (float *)d_up_opt(c->v, (size_t)S * 4);
+    c->d.lp = (float *)d_up_opt(c->lp, (size_t)S * 4);
+    c->d.rf = (float *)d_up_opt(c->rf, (size_t)S * 4);
+    c->d.scores = (float *)d_up_opt(c->scores, (size_t)B * 4);
+    c->d.greedy = (float *)d_up_opt(c->greedy, (size_t)B * 4);
+    c->d.mask = d_up_opt(c->mask, (size_t)S * dt_size(mask_dt));
+    c->d.gid = c->gid_is64 ? d_up_opt(c->gid64, (size_t)B * 8) : d_up_opt(c->gid, (size_t)B * 4);
+    c->d.off = c->off64 ? d_up_opt(c->off, (size_t)(B + 1) * 8) : d_up_opt(c->off32, (size_t)(B + 1) * 4);
 }
 
 static void free_case(tcase *c) {
@@ -246,7 +211,7 @@ static float *out_new(const side *s, int64_t n) {
     float *h = (float *)h_alloc((size_t)n * 4);
     for (int64_t i = 0; i < n; i++) h[i] = SENTINEL;
     if (s->dev.type == SEGRL_DEVICE_CPU) return h;
-    float *d = (float *)d_up(h, (size_t)n * 4);
+    float *d = (float *)d_up_opt(h, (size_t)n * 4);
     free(h);
     return d;
 }
@@ -353,8 +318,8 @@ static void test_gae(const tcase *c, float gamma, float lambda, int in_place) {
         segrl_exec e = exec_for(s, SEGRL_OP_GAE, c, 0, &mem);
         float *a, *q;
         if (in_place && k == 1) { /* outputs over copies of the inputs */
-            a = (float *)d_up(c->r, (size_t)c->S * 4);
-            q = (float *)d_up(c->v, (size_t)c->S * 4);
+            a = (float *)d_up_opt(c->r, (size_t)c->S * 4);
+            q = (float *)d_up_opt(c->v, (size_t)c->S * 4);
             RUN_OK(segrl_gae(&L, ftok(c, s, a), ftok(c, s, q), mtok(c, s), gamma, lambda, &e,
                              ftok(c, s, a), ftok(c, s, q)),
                    what);
@@ -401,7 +366,7 @@ static void test_returns(const tcase *c, float gamma, float beta, int kl, int in
         segrl_view rf = penalty ? ftok(c, s, s->rf) : segrl_view_none();
         float *g;
         if (in_place && k == 1) {
-            g = (float *)d_up(c->r, (size_t)c->S * 4);
+            g = (float *)d_up_opt(c->r, (size_t)c->S * 4);
             RUN_OK(segrl_discounted_returns(&L, ftok(c, s, g), mtok(c, s), lp, rf, &o, &e,
                                             ftok(c, s, g)),
                    what);
@@ -436,7 +401,7 @@ static void test_whiten(const tcase *c, int grouped, int shift_mean, int unbiase
         segrl_view gi = grouped ? gidv(c, s) : segrl_view_none();
         float *x;
         if (in_place && k == 1) {
-            x = (float *)d_up(c->r, (size_t)c->S * 4);
+            x = (float *)d_up_opt(c->r, (size_t)c->S * 4);
             RUN_OK(segrl_whiten(&L, ftok(c, s, x), mtok(c, s), gi, grouped ? c->G : 0, &o, &e,
                                 ftok(c, s, x)),
                    what);
@@ -495,7 +460,7 @@ static void test_outcome(const tcase *c, int opi, int src, int scope, int single
     o.std_scope = scope;
     o.singleton = singleton;
     float *res[2][2];
-    float *qd = src == 1 ? (float *)d_up(c->qscores, (size_t)c->B * 4) : NULL;
+    float *qd = src == 1 ? (float *)d_up_opt(c->qscores, (size_t)c->B * 4) : NULL;
     for (int k = 0; k < 2; k++) {
         const side *s = k ? &c->d : &c->h;
         segrl_layout L = layout(c, s);

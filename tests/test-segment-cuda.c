@@ -13,6 +13,7 @@
  *
  * Without a CUDA device it prints one line and exits 77 (ctest: skipped). */
 #include "harness.h"
+#include "cuda_harness.h"
 
 #include <cuda_runtime_api.h>
 #include <segrl/segrl.h>
@@ -20,40 +21,9 @@
 #define SENT 12345.0f
 #define ISENT 0x5a
 
-static const segrl_device CPU = {SEGRL_DEVICE_CPU, 0};
-static const segrl_device GPU = {SEGRL_DEVICE_CUDA, 0};
 
 // ----------------------------------------------------------------------------
-// device memory
-
-static void *d_alloc(size_t n) {
-    void *p = NULL;
-    if (cudaMalloc(&p, n ? n : 1) != cudaSuccess) {
-        printf("cudaMalloc(%zu) failed\n", n);
-        exit(2);
-    }
-    return p;
-}
-
-static void *d_up(const void *h, size_t n) {
-    void *p = d_alloc(n);
-    if (n && cudaMemcpy(p, h, n, cudaMemcpyHostToDevice) != cudaSuccess) {
-        printf("cudaMemcpy to device failed\n");
-        exit(2);
-    }
-    return p;
-}
-
-static void d_down(void *h, const void *d, size_t n) {
-    if (n && cudaMemcpy(h, d, n, cudaMemcpyDeviceToHost) != cudaSuccess) {
-        printf("cudaMemcpy to host failed\n");
-        exit(2);
-    }
-}
-
-static void d_free(void *p) {
-    if (p) cudaFree(p);
-}
+// index helpers
 
 static size_t dsz(int dt) { return dt < 0 ? 0 : segrl_dtype_size((segrl_dtype)dt); }
 

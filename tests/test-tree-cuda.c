@@ -14,6 +14,7 @@
  *
  * Without a CUDA device it prints one line and exits 77 (ctest: skipped). */
 #include "harness.h"
+#include "cuda_harness.h"
 
 #include <cuda_runtime_api.h>
 #include <segrl/segrl.h>
@@ -22,40 +23,9 @@
 #define ATOL 1e-6
 #define RTOL 1e-5
 
-static const segrl_device CPU = {SEGRL_DEVICE_CPU, 0};
-static const segrl_device GPU = {SEGRL_DEVICE_CUDA, 0};
 
 // ----------------------------------------------------------------------------
 // device memory
-
-static void *d_alloc(size_t n) {
-    void *p = NULL;
-    if (cudaMalloc(&p, n ? n : 1) != cudaSuccess) {
-        printf("cudaMalloc(%zu) failed\n", n);
-        exit(2);
-    }
-    return p;
-}
-
-static void d_put(void *d, const void *h, size_t n) {
-    if (n && cudaMemcpy(d, h, n, cudaMemcpyHostToDevice) != cudaSuccess) {
-        printf("cudaMemcpy to device failed\n");
-        exit(2);
-    }
-}
-
-static void *d_up(const void *h, size_t n) {
-    void *p = d_alloc(n);
-    d_put(p, h, n);
-    return p;
-}
-
-static void d_down(void *h, const void *d, size_t n) {
-    if (n && cudaMemcpy(h, d, n, cudaMemcpyDeviceToHost) != cudaSuccess) {
-        printf("cudaMemcpy to host failed\n");
-        exit(2);
-    }
-}
 
 /* a device buffer of n 8-byte words (or n floats) filled with the sentinel pattern */
 static void *d_sentinel(int64_t n, size_t es) {
