@@ -1,6 +1,8 @@
 /* check.c — argument validation for every public entry point, and the CPU content checks. */
 #include "check.h"
 
+#include <math.h>
+
 #include <string.h>
 
 static int sg_same_device(segrl_device a, segrl_device b) {
@@ -209,6 +211,11 @@ segrl_status sg_workspace(const sg_call *c, size_t need) {
                        c->fn, c->exec.workspace ? c->exec.workspace_bytes : (size_t)0, need);
     if ((uintptr_t)c->exec.workspace % 16)
         return sg_fail(SEGRL_ERR_WORKSPACE, "%s: exec->workspace: must be 16-byte aligned", c->fn);
+    return SEGRL_OK;
+}
+
+segrl_status sg_check_finite_param(const char *fn, const char *name, float x) {
+    if (!isfinite(x)) return sg_fail(SEGRL_ERR_INVALID, "%s: %s: not finite", fn, name);
     return SEGRL_OK;
 }
 

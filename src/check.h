@@ -13,6 +13,13 @@
 #define SG_IDX ((1u << SEGRL_DTYPE_I32) | (1u << SEGRL_DTYPE_I64))
 #define SG_MASK ((1u << SEGRL_DTYPE_U8) | (1u << SEGRL_DTYPE_I32) | (1u << SEGRL_DTYPE_I64) | SG_F32)
 
+/* Returns from the calling function when `expr` is not SEGRL_OK. */
+#define SG_TRY(expr)                                                                              \
+    do {                                                                                          \
+        segrl_status sg_st_ = (expr);                                                             \
+        if (sg_st_ != SEGRL_OK) return sg_st_;                                                    \
+    } while (0)
+
 /* One public call being validated. */
 typedef struct sg_call {
     const char *fn;
@@ -28,6 +35,9 @@ segrl_status sg_begin(sg_call *c, const char *fn, const segrl_layout *layout, se
 /* A view's device can be used: CPU always; CUDA when built with CUDA and the device exists (made
  * current); otherwise SEGRL_ERR_NO_DEVICE naming `name`. */
 segrl_status sg_device_usable(const char *fn, segrl_device d, const char *name);
+
+/* A scalar parameter (gamma, lambda, a threshold...) must be finite. */
+segrl_status sg_check_finite_param(const char *fn, const char *name, float x);
 
 /* A token tensor with the call's geometry. required == 0 accepts none (out->data = NULL). */
 segrl_status sg_tok_view(const sg_call *c, segrl_view v, const char *name, unsigned dtypes,

@@ -5,23 +5,12 @@
 
 #include <math.h>
 
-#define SG_TRY(expr)                                                                              \
-    do {                                                                                          \
-        segrl_status sg_st_ = (expr);                                                             \
-        if (sg_st_ != SEGRL_OK) return sg_st_;                                                    \
-    } while (0)
-
 static int sg_cuda(const sg_call *c) { return c->g.device.type == SEGRL_DEVICE_CUDA; }
 
 static segrl_status sg_need_ws(const sg_call *c, segrl_op op, int64_t G) {
     size_t need = 0;
     SG_TRY(segrl_workspace_size(op, c->g.device, c->g.B, c->g.N, G, &need));
     return sg_workspace(c, need);
-}
-
-static segrl_status sg_finite_param(const char *fn, const char *name, float x) {
-    if (!isfinite(x)) return sg_fail(SEGRL_ERR_INVALID, "%s: %s: not finite", fn, name);
-    return SEGRL_OK;
 }
 
 static segrl_status sg_distinct(const char *fn, const char *a, const void *pa, const char *b,
@@ -47,8 +36,8 @@ segrl_status segrl_gae(const segrl_layout *layout, segrl_view rewards, segrl_vie
     SG_TRY(sg_tok_view(&c, out_advantages, "out_advantages", SG_F32, 1, &a));
     SG_TRY(sg_tok_view(&c, out_returns, "out_returns", SG_F32, 1, &q));
     SG_TRY(sg_distinct(fn, "out_advantages", a.data, "out_returns", q.data));
-    SG_TRY(sg_finite_param(fn, "gamma", gamma));
-    SG_TRY(sg_finite_param(fn, "lambda", lambda));
+    SG_TRY(sg_check_finite_param(fn, "gamma", gamma));
+    SG_TRY(sg_check_finite_param(fn, "lambda", lambda));
     SG_TRY(sg_need_ws(&c, SEGRL_OP_GAE, 0));
     SG_TRY(sg_check_offsets(&c));
     SG_TRY(sg_check_finite_tok(&c, "rewards", r, m));
@@ -81,8 +70,8 @@ segrl_status segrl_discounted_returns(const segrl_layout *layout, segrl_view rew
     SG_TRY(sg_begin(&c, fn, layout, rewards, "rewards", exec));
     SG_TRY(sg_tok_view(&c, rewards, "rewards", SG_F32, 1, &r));
     SG_TRY(sg_tok_view(&c, mask, "mask", SG_MASK, 0, &m));
-    SG_TRY(sg_finite_param(fn, "opts->gamma", op.gamma));
-    SG_TRY(sg_finite_param(fn, "opts->kl_coef", op.kl_coef));
+    SG_TRY(sg_check_finite_param(fn, "opts->gamma", op.gamma));
+    SG_TRY(sg_check_finite_param(fn, "opts->kl_coef", op.kl_coef));
     if (op.kl_estimator < SEGRL_KL_NONE || op.kl_estimator > SEGRL_KL_K3)
         return sg_fail(SEGRL_ERR_INVALID, "%s: opts->kl_estimator: %d is not a segrl_kl_estimator",
                        fn, op.kl_estimator);

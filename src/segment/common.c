@@ -155,7 +155,3 @@ segrl_status sg_seg_contents(const sg_call *c, const char *name, const sg_segs *
     }
 }
 
-segrl_status sg_seg_finite(const char *fn, const char *name, float x) {
-    if (!isfinite(x)) return sg_fail(SEGRL_ERR_INVALID, "%s: %s: not finite", fn, name);
-    return SEGRL_OK;
-}

@@ -8,12 +8,6 @@
 
 #include <math.h>
 
-#define SG_TRY(expr)                                                                              \
-    do {                                                                                          \
-        segrl_status sg_st_ = (expr);                                                             \
-        if (sg_st_ != SEGRL_OK) return sg_st_;                                                    \
-    } while (0)
-
 /* validated spans: offsets (B + 1), start/end (S entries at least) */
 typedef struct sg_segs {
     const void *off, *st, *en;
@@ -87,7 +81,5 @@ typedef struct sg_span_bad_t {
 sg_dspans sg_seg_dspans(const sg_segs *s);
 #endif
 
-/* non-finite entry of a finite-required scalar parameter */
-segrl_status sg_seg_finite(const char *fn, const char *name, float x);
 
 #endif /* SEGRL_SEGMENT_COMMON_H */

@@ -101,7 +101,7 @@ segrl_status segrl_vineppo(const segrl_layout *layout, segrl_view mask,
     const float *V = (const float *)p;
     SG_TRY(sg_vec_view(&c, out_step_advantages, "out_step_advantages", s.S, SG_F32, 0, &p, &dt));
     float *ostep = (float *)p;
-    SG_TRY(sg_seg_finite(fn, "gamma", gamma));
+    SG_TRY(sg_check_finite_param(fn, "gamma", gamma));
     SG_TRY(sg_seg_ws(&c));
     SG_TRY(sg_check_offsets(&c));
     SG_TRY(sg_seg_contents(&c, "segments", &s, 0));
@@ -161,7 +161,7 @@ segrl_status segrl_prm_transform(segrl_view seg_offsets, segrl_view rewards,
     float *w = (float *)p;
     if (o.mode < SEGRL_PRM_CLIP || o.mode > SEGRL_PRM_BOTH)
         return sg_fail(SEGRL_ERR_INVALID, "%s: opts->mode: %d is not a segrl_prm_mode", fn, o.mode);
-    SG_TRY(sg_seg_finite(fn, "opts->eta", o.eta));
+    SG_TRY(sg_check_finite_param(fn, "opts->eta", o.eta));
     if (c.exec.checks == SEGRL_CHECKS_FULL) {
         int64_t bad = sg_cpu_bad_offset(off, odt, c.g.B, S);
         if (bad >= 0)
@@ -221,7 +221,7 @@ segrl_status segrl_dense_segment_rewards(const segrl_layout *layout, segrl_view 
         snprintf(name, sizeof name, "sources[%d].scores", j);
         SG_TRY(sg_vec_view(&c, sources[j].scores, name, s.S, SG_F32, 1, &p, &dt));
         snprintf(name, sizeof name, "sources[%d].weight", j);
-        SG_TRY(sg_seg_finite(fn, name, sources[j].weight));
+        SG_TRY(sg_check_finite_param(fn, name, sources[j].weight));
     }
     SG_TRY(sg_check_offsets(&c));
     for (int32_t j = 0; j < n_sources; j++) {

@@ -142,7 +142,7 @@ segrl_status segrl_prob_mask(const segrl_layout *layout, segrl_view probs, segrl
     SG_TRY(sg_tok_view(&c, probs, "probs", SG_F32, 1, &pr));
     SG_TRY(sg_tok_view(&c, mask, "mask", SG_MASK, 0, &m));
     SG_TRY(sg_tok_view(&c, out, "out", SG_MASK, 1, &o));
-    SG_TRY(sg_seg_finite(fn, "tau", tau));
+    SG_TRY(sg_check_finite_param(fn, "tau", tau));
     if (o.data == pr.data && o.dtype != SEGRL_DTYPE_F32)
         return sg_fail(SEGRL_ERR_INVALID, "%s: out: aliases probs with another dtype", fn);
     SG_TRY(sg_seg_ws(&c));

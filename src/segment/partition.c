@@ -221,7 +221,7 @@ segrl_status segrl_partition_cutpoints(const segrl_layout *layout, segrl_view pr
     SG_TRY(sg_begin(&c, fn, layout, probs, "probs", exec));
     SG_TRY(sg_tok_view(&c, probs, "probs", SG_F32, 1, &p.probs));
     SG_TRY(sg_tok_view(&c, mask, "mask", SG_MASK, 0, &p.mask));
-    SG_TRY(sg_seg_finite(fn, "opts->tau", o.tau));
+    SG_TRY(sg_check_finite_param(fn, "opts->tau", o.tau));
     if (o.k < 1) return sg_fail(SEGRL_ERR_INVALID, "%s: opts->k: %d, must be >= 1", fn, o.k);
     if (o.max_segments < 0)
         return sg_fail(SEGRL_ERR_INVALID, "%s: opts->max_segments: %lld, must be >= 0", fn,

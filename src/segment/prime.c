@@ -25,7 +25,7 @@ segrl_status segrl_prime_token_rewards(const segrl_layout *layout, segrl_view lo
     SG_TRY(sg_tok_view(&c, ref_logprobs, "ref_logprobs", SG_F32, 1, &rf));
     SG_TRY(sg_tok_view(&c, mask, "mask", SG_MASK, 0, &m));
     SG_TRY(sg_tok_view(&c, out, "out", SG_F32, 1, &o));
-    SG_TRY(sg_seg_finite(fn, "opts->beta", op.beta));
+    SG_TRY(sg_check_finite_param(fn, "opts->beta", op.beta));
     if (op.max_return_norm != 0 && op.max_return_norm != 1)
         return sg_fail(SEGRL_ERR_INVALID, "%s: opts->max_return_norm: %d, must be 0 or 1", fn,
                        op.max_return_norm);
@@ -142,7 +142,7 @@ segrl_status segrl_prime_returns(const segrl_layout *layout, segrl_view mask,
         SG_TRY(sg_vec_view(&c, s->scores, name, B, SG_F32, !d->x.data, &p, &dt));
         d->score = (const float *)p;
         snprintf(name, sizeof name, "sources[%d].weight", j);
-        SG_TRY(sg_seg_finite(fn, name, s->weight));
+        SG_TRY(sg_check_finite_param(fn, name, s->weight));
         d->w = s->weight;
     }
     for (int32_t j = 0; j < n_sources; j++)

@@ -7,12 +7,6 @@
 
 #include <math.h>
 
-#define SG_TRY(expr)                                                                              \
-    do {                                                                                          \
-        segrl_status sg_st_ = (expr);                                                             \
-        if (sg_st_ != SEGRL_OK) return sg_st_;                                                    \
-    } while (0)
-
 /* workspace: SG_TREE_SLOTS arrays of M 8-byte elements */
 #define SG_TREE_SLOTS 8
 
@@ -628,8 +622,7 @@ static segrl_status sg_episode_args(sg_call *c, sg_tree *t, const char *fn,
         return sg_fail(SEGRL_ERR_INVALID, "%s: opts->traj_weight: must be in [0, 1]", fn);
     if (rose && (!(o->rose_lambda >= 0.0f) || !isfinite(o->rose_lambda)))
         return sg_fail(SEGRL_ERR_INVALID, "%s: opts->rose_lambda: must be finite and >= 0", fn);
-    if (rose && !isfinite(o->correct_threshold))
-        return sg_fail(SEGRL_ERR_INVALID, "%s: opts->correct_threshold: not finite", fn);
+    if (rose) SG_TRY(sg_check_finite_param(fn, "opts->correct_threshold", o->correct_threshold));
     SG_TRY(sg_vec_view(c, node_mask, "node_mask", t->M, SG_MASK, 0, nm, nm_dt));
     return SEGRL_OK;
 }
@@ -721,9 +714,8 @@ segrl_status segrl_tree_rest_values(const segrl_tree *tree, float correct_thresh
     const void *ov;
     SG_TRY(sg_cpu_only(fn, out_values, "out_values"));
     SG_TRY(sg_tree_begin(&c, &t, fn, tree, exec, 1, 0, 0));
-    if (!isfinite(correct_threshold))
-        return sg_fail(SEGRL_ERR_INVALID, "%s: correct_threshold: not finite", fn);
-    if (!isfinite(v0)) return sg_fail(SEGRL_ERR_INVALID, "%s: v0: not finite", fn);
+    SG_TRY(sg_check_finite_param(fn, "correct_threshold", correct_threshold));
+    SG_TRY(sg_check_finite_param(fn, "v0", v0));
     SG_TRY(sg_vec_view(&c, out_values, "out_values", t.M, SG_F32, 1, &ov, NULL));
     float *out = (float *)ov;
     const int64_t M = t.M;
