@@ -62,14 +62,19 @@ static int sg_extent_ok(int64_t last, size_t size) {
     return last >= 0 && (uint64_t)last <= (uint64_t)INT64_MAX / (size ? size : 1);
 }
 
-segrl_status sg_begin(sg_call *c, const char *fn, const segrl_layout *layout, segrl_view ref,
-                      const char *ref_name, const segrl_exec *exec) {
-    memset(c, 0, sizeof *c);
+segrl_status sg_call_start(sg_call *c, const char *fn, const segrl_exec *exec) {
+    memset(c, 0, sizeof *c); /* device: CPU until a view says otherwise */
     c->fn = fn;
     if (exec) c->exec = *exec;
     if (c->exec.checks != SEGRL_CHECKS_FULL && c->exec.checks != SEGRL_CHECKS_SHAPES)
         return sg_fail(SEGRL_ERR_INVALID, "%s: exec: checks %d is not a segrl_checks value", fn,
                        c->exec.checks);
+    return SEGRL_OK;
+}
+
+segrl_status sg_begin(sg_call *c, const char *fn, const segrl_layout *layout, segrl_view ref,
+                      const char *ref_name, const segrl_exec *exec) {
+    SG_TRY(sg_call_start(c, fn, exec));
     segrl_status st = sg_common_view(fn, ref, ref_name);
     if (st) return st;
     if (!ref.data && ref.ndim == 0) return sg_fail(SEGRL_ERR_INVALID, "%s: %s: NULL", fn, ref_name);

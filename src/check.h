@@ -27,6 +27,9 @@ typedef struct sg_call {
     segrl_exec exec; /* resolved: never NULL */
 } sg_call;
 
+/* Starts validating a call: resets *c, copies *exec (NULL: defaults), checks exec->checks. */
+segrl_status sg_call_start(sg_call *c, const char *fn, const segrl_exec *exec);
+
 /* Resolves the geometry from `layout` and the reference token tensor `ref` (named `ref_name`):
  * checks the device is usable, the layout's offsets, and ref's shape and strides. */
 segrl_status sg_begin(sg_call *c, const char *fn, const segrl_layout *layout, segrl_view ref,

@@ -24,13 +24,7 @@ segrl_status sg_seg_cpu_spans(const char *fn, const char *name, const segrl_segm
 }
 
 segrl_status sg_seg_begin_plain(sg_call *c, const char *fn, int64_t B, const segrl_exec *exec) {
-    memset(c, 0, sizeof *c);
-    c->fn = fn;
-    if (exec) c->exec = *exec;
-    if (c->exec.checks != SEGRL_CHECKS_FULL && c->exec.checks != SEGRL_CHECKS_SHAPES)
-        return sg_fail(SEGRL_ERR_INVALID, "%s: exec: checks %d is not a segrl_checks value", fn,
-                       c->exec.checks);
-    c->g.device = segrl_cpu();
+    SG_TRY(sg_call_start(c, fn, exec));
     c->g.B = B;
     return SEGRL_OK;
 }

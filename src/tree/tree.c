@@ -170,15 +170,9 @@ static segrl_status sg_tree_begin_cuda(sg_call *c, sg_tree *t, int need_reward) 
 static segrl_status sg_tree_begin(sg_call *c, sg_tree *t, const char *fn, const segrl_tree *tree,
                                   const segrl_exec *exec, int need_reward, int need_spans,
                                   int cuda_ok) {
-    memset(c, 0, sizeof *c);
     memset(t, 0, sizeof *t);
-    c->fn = fn;
-    if (exec) c->exec = *exec;
-    c->g.device = segrl_cpu();
     if (!tree) return sg_fail(SEGRL_ERR_INVALID, "%s: tree: NULL", fn);
-    if (c->exec.checks != SEGRL_CHECKS_FULL && c->exec.checks != SEGRL_CHECKS_SHAPES)
-        return sg_fail(SEGRL_ERR_INVALID, "%s: exec: checks %d is not a segrl_checks value", fn,
-                       c->exec.checks);
+    SG_TRY(sg_call_start(c, fn, exec));
     if (!cuda_ok) {
         SG_TRY(sg_cpu_only(fn, tree->parent, "tree->parent"));
         SG_TRY(sg_cpu_only(fn, tree->span_start, "tree->span_start"));
