@@ -1495,9 +1495,23 @@ static void run_shapes(int bench, const bench_dev *bds, int nbd, int small) {
     }
 }
 
+#ifdef SEGRL_BENCH_TORCH
+/* `segrl-bench generate ...`: batched sampling through the ATen bridge (bench-generate.c) */
+int bench_generate_main(int argc, char **argv);
+#endif
+
 int main(int argc, char **argv) {
     int small = 0, want_cpu = 1, want_cuda = 1, reps = 0, bench = -1;
     const char *json = NULL;
+    if (argc >= 2 && !strcmp(argv[1], "generate")) {
+#ifdef SEGRL_BENCH_TORCH
+        return bench_generate_main(argc - 1, argv + 1);
+#else
+        fprintf(stderr, "segrl-bench: generate: this build has no ATen bridge (libtorch was not "
+                        "found when it was configured)\n");
+        return 2;
+#endif
+    }
     if (argc >= 2) {
         if (!strcmp(argv[1], "advantage")) bench = BENCH_ADVANTAGE;
         else if (!strcmp(argv[1], "segment")) bench = BENCH_SEGMENT;
