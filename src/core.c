@@ -42,6 +42,14 @@ segrl_status sg_fail(segrl_status status, const char *fmt, ...) {
     return status;
 }
 
+segrl_status segrl_set_error(segrl_status status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(sg_error_buf, sizeof sg_error_buf, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
 // ----------------------------------------------------------------------------
 // dtypes and devices
 

@@ -49,6 +49,10 @@ int main(void) {
     CHECK(res == (void *)1, "last error is thread-local");
     segrl_clear_error();
     CHECK(segrl_last_error()[0] == '\0', "clear_error");
+    CHECK(segrl_set_error(SEGRL_ERR_UNSUPPORTED, "f: %s: %d", "arg", 7) == SEGRL_ERR_UNSUPPORTED &&
+              !strcmp(segrl_last_error(), "f: arg: 7"),
+          "set_error: %s", segrl_last_error());
+    segrl_clear_error();
 
     /* allocator hooks */
     int calls = 0;

@@ -66,6 +66,14 @@ SEGRL_API const char *segrl_status_str(segrl_status status);
  * Borrowed: valid until the next segrl call on this thread. */
 SEGRL_API const char *segrl_last_error(void);
 SEGRL_API void segrl_clear_error(void);
+/* Sets this thread's last-error message (printf format) and returns `status`: for code built on
+ * segrl outside the core library (the ATen bridge, reward plugins, tools), so that their errors
+ * read like the core's: "<function>: <argument>: <problem>". */
+SEGRL_API segrl_status segrl_set_error(segrl_status status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
 
 // ----------------------------------------------------------------------------
 // dtypes and devices
