@@ -7,5 +7,6 @@
 #include "segrl/advantage.h"
 #include "segrl/segment.h"
 #include "segrl/tree.h"
+#include "segrl/safetensors.h"
 
 #endif /* SEGRL_H */
