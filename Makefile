@@ -10,7 +10,8 @@ CMAKE_ARGS ?=
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 # what configuring and building needs today (g++ is nvcc's host compiler)
 DEBIAN_PACKAGES := cmake make gcc g++ pkg-config \
-  libcjson-dev libpcre2-dev libcurl4-openssl-dev libopenblas-dev libtorch-dev gnuplot-nox
+  libcjson-dev libpcre2-dev libcurl4-openssl-dev libopenblas-dev libtorch-dev gnuplot-nox \
+  libopenmpi-dev openmpi-bin
 
 export PATH := /usr/local/cuda/bin:$(PATH)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
