@@ -7,6 +7,7 @@
 #include "segrl/advantage.h"
 #include "segrl/segment.h"
 #include "segrl/tree.h"
+#include "segrl/reward.h"
 #include "segrl/safetensors.h"
 
 #endif /* SEGRL_H */
