@@ -9,5 +9,6 @@
 #include "segrl/tree.h"
 #include "segrl/reward.h"
 #include "segrl/safetensors.h"
+#include "segrl/loss.h"
 
 #endif /* SEGRL_H */
