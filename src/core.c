@@ -25,6 +25,7 @@ const char *segrl_status_str(segrl_status status) {
     case SEGRL_ERR_ALLOC: return "out of memory";
     case SEGRL_ERR_UNSUPPORTED: return "unsupported";
     case SEGRL_ERR_WORKSPACE: return "workspace too small";
+    case SEGRL_ERR_COMM: return "communication failed";
     }
     return "unknown status";
 }
@@ -61,6 +62,7 @@ size_t segrl_dtype_size(segrl_dtype dtype) {
     case SEGRL_DTYPE_I32: return 4;
     case SEGRL_DTYPE_I64: return 8;
     case SEGRL_DTYPE_U8: return 1;
+    case SEGRL_DTYPE_F64: return 8;
     }
     return 0;
 }
@@ -73,6 +75,7 @@ const char *segrl_dtype_name(segrl_dtype dtype) {
     case SEGRL_DTYPE_I32: return "i32";
     case SEGRL_DTYPE_I64: return "i64";
     case SEGRL_DTYPE_U8: return "u8";
+    case SEGRL_DTYPE_F64: return "f64";
     }
     return "?";
 }

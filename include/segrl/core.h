@@ -56,6 +56,8 @@ typedef enum segrl_status {
     SEGRL_ERR_ALLOC = 4,       /* the allocator returned NULL */
     SEGRL_ERR_UNSUPPORTED = 5, /* valid request this build does not implement (e.g. dtype) */
     SEGRL_ERR_WORKSPACE = 6,   /* workspace missing or smaller than the size query returned */
+    SEGRL_ERR_COMM = 7,        /* a collective failed or timed out (a peer died or is stuck);
+                                * the communicator is unusable afterwards (segrl/dist.h) */
 } segrl_status;
 
 /* Static string for a status ("ok", "invalid argument", ...). Never NULL. */
@@ -85,6 +87,7 @@ typedef enum segrl_dtype {
     SEGRL_DTYPE_I32 = 3,
     SEGRL_DTYPE_I64 = 4,
     SEGRL_DTYPE_U8 = 5,
+    SEGRL_DTYPE_F64 = 6, /* only the communicator (segrl/dist.h) accepts it so far */
 } segrl_dtype;
 
 /* Bytes per element; 0 for an unknown dtype. */
