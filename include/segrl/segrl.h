@@ -9,6 +9,7 @@
 #include "segrl/tree.h"
 #include "segrl/reward.h"
 #include "segrl/safetensors.h"
+#include "segrl/tokenizer.h"
 #include "segrl/rollout.h"
 #include "segrl/loss.h"
 
