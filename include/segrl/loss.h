@@ -220,7 +220,8 @@ SEGRL_API segrl_status segrl_logprobs_forward(segrl_view logits, segrl_view targ
 /* lse: f32 (N) from the forward, required. entropy: f32 (N) from the forward, required when
  * grad_entropy is given. grad_logp, grad_entropy: f32 (N) or none (zero). out_grad_logits:
  * same shape as logits, f32/bf16/f16; it may be logits itself (same data, dtype and strides:
- * computed in place). */
+ * computed in place). Workspace: none on CPU; on CUDA what segrl_logprobs_workspace_size returned
+ * (the target check's scratch). */
 SEGRL_API segrl_status segrl_logprobs_backward(segrl_view logits, segrl_view targets,
                                                segrl_view lse, segrl_view entropy,
                                                segrl_view grad_logp, segrl_view grad_entropy,
