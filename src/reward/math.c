@@ -126,6 +126,11 @@ static const subst SUBSTS[] = {
 static void pass_a(const char *s, size_t n, sb *o) {
     for (size_t i = 0; i < n;) {
         char c = s[i];
+        if (c == '\\' && i + 1 < n && s[i + 1] == '\\') { /* a row break, kept whole */
+            sb_put(o, "\\\\", 2);
+            i += 2;
+            continue;
+        }
         if (c == '\\') {
             int hit = 0;
             for (size_t k = 0; k < sizeof SUBSTS / sizeof SUBSTS[0]; k++)
@@ -138,6 +143,11 @@ static void pass_a(const char *s, size_t n, sb *o) {
             if (hit) continue;
             sb_putc(o, c);
             i++;
+            continue;
+        }
+        if (c == '{' && at(s, n, i, "{,}", 0)) { /* 1{,}000: LaTeX's thousands separator */
+            sb_putc(o, ',');
+            i += 3;
             continue;
         }
         if (c == '^' && at(s, n, i, "^{\\circ}", 0)) { i += 8; continue; }
