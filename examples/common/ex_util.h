@@ -1,0 +1,82 @@
+/* ex_util.h — small pieces every example trainer shares: a seedable RNG and timers.
+ *
+ * RNG: xoshiro256** (Blackman & Vigna 2018, "Scrambled linear pseudorandom number generators",
+ * arXiv 1805.01407), its state filled from one 64-bit seed by splitmix64, as the authors advise.
+ * The state is a plain struct: a trainer saves it in its checkpoint and a resumed run continues
+ * the exact same stream.
+ *
+ * Timers: a monotonic clock in seconds and an accumulating stopwatch for per-phase times
+ * (generation / scoring / advantages / update). */
+#ifndef SEGRL_EX_UTIL_H
+#define SEGRL_EX_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// ----------------------------------------------------------------------------
+// RNG
+
+typedef struct ex_rng {
+    uint64_t s[4];
+} ex_rng;
+
+/* splitmix64 step: advances *state and returns the next output (also a good 64-bit hash mixer). */
+uint64_t ex_splitmix64(uint64_t *state);
+/* Seeds all 256 bits of state from `seed` through splitmix64 (any seed, 0 included, is fine). */
+void ex_rng_seed(ex_rng *r, uint64_t seed);
+/* An independent stream derived from (seed, stream): e.g. one per worker or per purpose
+ * (data order, sampling, noise) so that changing one consumer does not shift the others. */
+void ex_rng_seed_stream(ex_rng *r, uint64_t seed, uint64_t stream);
+/* Next 64 random bits. */
+uint64_t ex_rng_u64(ex_rng *r);
+/* Uniform double in [0, 1) with 53 random bits. */
+double ex_rng_uniform(ex_rng *r);
+/* Uniform integer in [lo, hi] (inclusive), unbiased (rejection); lo when hi <= lo. */
+int64_t ex_rng_int(ex_rng *r, int64_t lo, int64_t hi);
+/* Standard normal (Box-Muller; uses two uniforms per call). */
+double ex_rng_normal(ex_rng *r);
+/* Fisher-Yates shuffle of n int64 values in place. */
+void ex_rng_shuffle_i64(ex_rng *r, int64_t *a, int64_t n);
+
+// ----------------------------------------------------------------------------
+// time
+
+/* Monotonic time in seconds (CLOCK_MONOTONIC); differences only. */
+double ex_now(void);
+/* Wall-clock time now as "YYYY-MM-DDTHH:MM:SSZ" (UTC) in buf (cap >= 21). Returns buf. */
+char *ex_utc_timestamp(char *buf, size_t cap);
+/* Formats a duration: "42.0s", "3m07s", "1h02m". Negative or non-finite: "?". Returns buf. */
+char *ex_format_duration(double seconds, char *buf, size_t cap);
+
+/* An accumulating stopwatch: total seconds over any number of start/stop intervals. */
+typedef struct ex_timer {
+    double total; /* seconds accumulated by completed intervals */
+    double t0;    /* start of the running interval */
+    int running;
+} ex_timer;
+
+void ex_timer_reset(ex_timer *t);
+void ex_timer_start(ex_timer *t);
+/* Ends the running interval (no-op when not running) and returns its length in seconds. */
+double ex_timer_stop(ex_timer *t);
+/* Seconds accumulated, including the running interval so far. */
+double ex_timer_total(const ex_timer *t);
+
+// ----------------------------------------------------------------------------
+// text files
+
+/* Reads one line of any length from f into *buf (grown with realloc; *cap its size), without the
+ * '\n' or "\r\n"; *len receives its length (it may hold NUL bytes). Returns 1 for a line, 0 at
+ * end of file, -1 when out of memory. Free *buf with free() when done. */
+int ex_read_line(FILE *f, char **buf, size_t *cap, size_t *len);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SEGRL_EX_UTIL_H */

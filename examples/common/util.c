@@ -1,0 +1,165 @@
+/* util.c — RNG (splitmix64 + xoshiro256**) and timers for the example trainers; see ex_util.h. */
+#define _POSIX_C_SOURCE 200809L
+#include "ex_util.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+// ----------------------------------------------------------------------------
+// RNG
+
+uint64_t ex_splitmix64(uint64_t *state) {
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+void ex_rng_seed(ex_rng *r, uint64_t seed) {
+    uint64_t sm = seed;
+    for (int i = 0; i < 4; i++) r->s[i] = ex_splitmix64(&sm);
+    /* xoshiro's state must not be all zero; splitmix64 never gives four zeros, but be explicit */
+    if (!(r->s[0] | r->s[1] | r->s[2] | r->s[3])) r->s[0] = 1;
+}
+
+void ex_rng_seed_stream(ex_rng *r, uint64_t seed, uint64_t stream) {
+    /* mix the stream id into the seed through one splitmix64 round so that nearby (seed, stream)
+     * pairs give unrelated states */
+    uint64_t h = stream * 0xd1b54a32d192ed03ull + 0x8bb84b93962eacc9ull;
+    uint64_t mixed = seed ^ ex_splitmix64(&h);
+    ex_rng_seed(r, mixed);
+}
+
+static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+uint64_t ex_rng_u64(ex_rng *r) {
+    uint64_t *s = r->s;
+    uint64_t result = rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
+double ex_rng_uniform(ex_rng *r) { return (double)(ex_rng_u64(r) >> 11) * 0x1.0p-53; }
+
+int64_t ex_rng_int(ex_rng *r, int64_t lo, int64_t hi) {
+    if (hi <= lo) return lo;
+    uint64_t span = (uint64_t)hi - (uint64_t)lo + 1u; /* 0 means the full 2^64 range */
+    if (span == 0) return (int64_t)ex_rng_u64(r);
+    /* reject the top partial block so every value is equally likely */
+    uint64_t limit = UINT64_MAX - (UINT64_MAX % span);
+    uint64_t x;
+    do x = ex_rng_u64(r);
+    while (x >= limit);
+    return (int64_t)((uint64_t)lo + x % span);
+}
+
+double ex_rng_normal(ex_rng *r) {
+    double u = ex_rng_uniform(r), v = ex_rng_uniform(r);
+    return sqrt(-2.0 * log1p(-u)) * cos(6.283185307179586 * v); /* 1 - u is in (0, 1] */
+}
+
+void ex_rng_shuffle_i64(ex_rng *r, int64_t *a, int64_t n) {
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = ex_rng_int(r, 0, i);
+        int64_t t = a[i];
+        a[i] = a[j];
+        a[j] = t;
+    }
+}
+
+// ----------------------------------------------------------------------------
+// time
+
+double ex_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+char *ex_utc_timestamp(char *buf, size_t cap) {
+    time_t t = time(NULL);
+    struct tm tm;
+    if (cap == 0) return buf;
+    if (!gmtime_r(&t, &tm) || strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) buf[0] = 0;
+    return buf;
+}
+
+char *ex_format_duration(double s, char *buf, size_t cap) {
+    if (cap == 0) return buf;
+    if (!isfinite(s) || s < 0) {
+        snprintf(buf, cap, "?");
+    } else if (s < 60) {
+        snprintf(buf, cap, "%.1fs", s);
+    } else if (s < 3600) {
+        long t = (long)(s + 0.5);
+        snprintf(buf, cap, "%ldm%02lds", t / 60, t % 60);
+    } else {
+        long t = (long)(s / 60 + 0.5);
+        snprintf(buf, cap, "%ldh%02ldm", t / 60, t % 60);
+    }
+    return buf;
+}
+
+void ex_timer_reset(ex_timer *t) {
+    t->total = 0;
+    t->t0 = 0;
+    t->running = 0;
+}
+
+void ex_timer_start(ex_timer *t) {
+    t->t0 = ex_now();
+    t->running = 1;
+}
+
+double ex_timer_stop(ex_timer *t) {
+    if (!t->running) return 0;
+    double d = ex_now() - t->t0;
+    t->total += d;
+    t->running = 0;
+    return d;
+}
+
+double ex_timer_total(const ex_timer *t) {
+    return t->total + (t->running ? ex_now() - t->t0 : 0);
+}
+
+// ----------------------------------------------------------------------------
+// lines
+
+/* Reads one line (without '\n', '\r\n') of any length into *buf. 1: a line, 0: end of file,
+ * -1: out of memory. */
+int ex_read_line(FILE *f, char **buf, size_t *cap, size_t *len) {
+    size_t n = 0;
+    int c, any = 0;
+    while ((c = getc(f)) != EOF) {
+        any = 1;
+        if (c == '\n') break;
+        if (n + 2 > *cap) {
+            size_t nc = *cap ? *cap * 2 : 4096;
+            char *nb = realloc(*buf, nc);
+            if (!nb) return -1;
+            *buf = nb;
+            *cap = nc;
+        }
+        (*buf)[n++] = (char)c;
+    }
+    if (!any) return 0;
+    if (!*buf) { /* an empty last line */
+        *buf = malloc(1);
+        if (!*buf) return -1;
+        *cap = 1;
+    }
+    if (n && (*buf)[n - 1] == '\r') n--;
+    (*buf)[n] = 0;
+    *len = n;
+    return 1;
+}
+

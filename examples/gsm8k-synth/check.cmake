@@ -1,0 +1,43 @@
+# check.cmake — ctest script (test-gsm8k-synth): the generator program end to end.
+#   cmake -DSYNTH=<gsm8k-synth> -DWORK=<scratch folder> -P check.cmake
+# Same flags -> the same bytes; another seed -> other problems; bad flags -> an error exit.
+file(REMOVE_RECURSE ${WORK})
+foreach(run a b)
+  execute_process(COMMAND ${SYNTH} --out ${WORK}/${run} --train 300 --test 100 --noise 0.1 --show 1
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "gsm8k-synth failed (${rc}): ${out}${err}")
+  endif()
+endforeach()
+message(STATUS "${out}")
+foreach(f train.jsonl test.jsonl corpus.txt meta.json)
+  file(SIZE ${WORK}/a/${f} size)
+  if(size EQUAL 0)
+    message(FATAL_ERROR "${f} is empty")
+  endif()
+  execute_process(COMMAND ${CMAKE_COMMAND} -E compare_files ${WORK}/a/${f} ${WORK}/b/${f}
+                  RESULT_VARIABLE same)
+  if(NOT same EQUAL 0)
+    message(FATAL_ERROR "${f} differs between two runs with the same seed")
+  endif()
+endforeach()
+file(STRINGS ${WORK}/a/train.jsonl lines)
+list(LENGTH lines n)
+if(NOT n EQUAL 300)
+  message(FATAL_ERROR "train.jsonl has ${n} lines, want 300")
+endif()
+execute_process(COMMAND ${SYNTH} --out ${WORK}/c --train 300 --test 100 --seed 99 --show 0
+                RESULT_VARIABLE rc)
+execute_process(COMMAND ${CMAKE_COMMAND} -E compare_files ${WORK}/a/train.jsonl ${WORK}/c/train.jsonl
+                RESULT_VARIABLE same)
+if(NOT rc EQUAL 0 OR same EQUAL 0)
+  message(FATAL_ERROR "another seed should give other problems")
+endif()
+execute_process(COMMAND ${SYNTH} --out ${WORK}/d --noise 2 RESULT_VARIABLE rc ERROR_VARIABLE err)
+if(rc EQUAL 0 OR NOT err MATCHES "noise")
+  message(FATAL_ERROR "--noise 2 should fail naming noise: ${err}")
+endif()
+execute_process(COMMAND ${SYNTH} --out ${WORK}/d --nosie 0.1 RESULT_VARIABLE rc ERROR_VARIABLE err)
+if(rc EQUAL 0 OR NOT err MATCHES "did you mean \"noise\"")
+  message(FATAL_ERROR "a misspelt flag should fail with a hint: ${err}")
+endif()
