@@ -493,10 +493,9 @@ segrl_status segrl_comm_allgatherv(segrl_comm *c, segrl_view x, void *stream, se
                             r, (long long)pairs[2 * r + 1], (long long)total);
     }
     if (st == SEGRL_OK) {
-        int64_t *counts = all + c->size; /* unpack: n_r into the upper half, then to the front */
+        /* compact n_r to the front, in place (all[r] is written after pairs[2r] >= r is read) */
+        int64_t *counts = all;
         for (int32_t r = 0; r < c->size; r++) counts[r] = pairs[2 * r];
-        memmove(all, counts, (size_t)c->size * sizeof(int64_t));
-        counts = all;
         if (bx.cuda) {
 #ifdef SEGRL_WITH_CUDA
             c->seq++;

@@ -1,0 +1,110 @@
+/* test-dist-launch.c — a torchrun-style launcher for the tests: starts N copies of a program with
+ * RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR=127.0.0.1 and a free MASTER_PORT set
+ * (rank 0 last, after a pause, so the others must retry their connection), waits for them with a
+ * deadline and checks their exit codes.
+ *
+ *   test-dist-launch <np> ok   <program> [args...]   every rank must exit 0
+ *   test-dist-launch <np> dies <program> [args...]   the last rank exits 3 on purpose; the others
+ *                                                    must exit 0 (they checked their own error)
+ * A run that passes the deadline (60 s) is killed and fails: a hang is a failure. */
+#define _POSIX_C_SOURCE 200809L
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static int free_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = 0;
+    socklen_t n = sizeof a;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) || getsockname(fd, (struct sockaddr *)&a, &n)) {
+        perror("free_port");
+        exit(2);
+    }
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 4) {
+        fprintf(stderr, "usage: %s <np> ok|dies <program> [args...]\n", argv[0]);
+        return 2;
+    }
+    const int np = atoi(argv[1]);
+    const int dies = !strcmp(argv[2], "dies");
+    if (np < 1 || np > 16) return 2;
+    char port[16], ws[16];
+    snprintf(port, sizeof port, "%d", free_port());
+    snprintf(ws, sizeof ws, "%d", np);
+    pid_t pid[16];
+    for (int r = np - 1; r >= 0; r--) {
+        if (r == 0) {
+            struct timespec ts = {0, 300000000L}; /* rank 0 (the listener) last */
+            nanosleep(&ts, NULL);
+        }
+        pid[r] = fork();
+        if (pid[r] == 0) {
+            char rs[16];
+            snprintf(rs, sizeof rs, "%d", r);
+            setenv("RANK", rs, 1);
+            setenv("LOCAL_RANK", rs, 1);
+            setenv("WORLD_SIZE", ws, 1);
+            setenv("LOCAL_WORLD_SIZE", ws, 1);
+            setenv("MASTER_ADDR", "127.0.0.1", 1);
+            setenv("MASTER_PORT", port, 1);
+            unsetenv("OMPI_COMM_WORLD_SIZE");
+            execv(argv[3], argv + 3);
+            perror("execv");
+            _exit(127);
+        }
+    }
+    int code[16], done = 0, passed = 0, failed = 0;
+    for (int r = 0; r < np; r++) code[r] = -1;
+    const double deadline = now_s() + 60.0;
+    while (done < np && now_s() < deadline) {
+        for (int r = 0; r < np; r++) {
+            int st;
+            if (code[r] != -1) continue;
+            if (waitpid(pid[r], &st, WNOHANG) == pid[r]) {
+                code[r] = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+                done++;
+            }
+        }
+        struct timespec ts = {0, 20000000L};
+        nanosleep(&ts, NULL);
+    }
+    for (int r = 0; r < np; r++) {
+        if (code[r] == -1) {
+            kill(pid[r], SIGKILL);
+            waitpid(pid[r], NULL, 0);
+            printf("FAIL rank %d still running after 60 s (a hang)\n", r);
+            failed++;
+            continue;
+        }
+        int want = dies && r == np - 1 ? 3 : 0;
+        if (code[r] == want) passed++;
+        else {
+            printf("FAIL rank %d exited with %d, expected %d\n", r, code[r], want);
+            failed++;
+        }
+    }
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
