@@ -105,6 +105,46 @@ static void test_rng(void) {
     CHECK(ok && moved > 10, "shuffle is a permutation");
 }
 
+static void test_sampler(void) {
+    ex_sampler s, r;
+    CHECK(ex_sampler_init(&s, 0, 1) == -1, "n = 0 refused");
+    CHECK(ex_sampler_init(&s, 7, 5) == 0 && ex_sampler_init(&r, 7, 5) == 0, "init");
+    int64_t a[30], b[30];
+    ex_sampler_next(&s, 30, a);
+    /* every epoch (7 indices) is a permutation; epochs differ */
+    int ok = 1;
+    for (int e = 0; e < 4; e++) {
+        int seen[7] = {0};
+        for (int i = 0; i < 7; i++) {
+            int64_t v = a[e * 7 + i];
+            if (v < 0 || v > 6 || seen[v]++) ok = 0;
+        }
+    }
+    CHECK(ok, "epochs are permutations");
+    CHECK(memcmp(a, a + 7, 7 * sizeof *a) != 0 || memcmp(a + 7, a + 14, 7 * sizeof *a) != 0,
+          "epochs reshuffled");
+    CHECK(ex_sampler_consumed(&s) == 30, "consumed");
+    /* resume: seek to 11, the rest matches */
+    ex_sampler_seek(&r, 11);
+    ex_sampler_next(&r, 19, b);
+    CHECK(memcmp(a + 11, b, 19 * sizeof *a) == 0, "seek restores the order");
+    ex_sampler_seek(&r, 0);
+    ex_sampler_next(&r, 30, b);
+    CHECK(memcmp(a, b, 30 * sizeof *a) == 0, "seek back to 0");
+    ex_sampler_free(&s);
+    ex_sampler_free(&r);
+
+    char *pr = ex_render_prompt("Q: {question}\nA: {question}!", "1+1?");
+    CHECK(pr && strcmp(pr, "Q: 1+1?\nA: 1+1?!") == 0, "render prompt: %s", pr ? pr : "");
+    free(pr);
+    pr = ex_render_prompt("no slot", "x");
+    CHECK(pr && strcmp(pr, "no slot") == 0, "template without slot");
+    free(pr);
+    CHECK(ex_make_dirs(tpath("a/b/c")) == 0 && ex_make_dirs(tpath("a/b/c")) == 0, "make dirs");
+    struct stat sb;
+    CHECK(stat(tpath("a/b/c"), &sb) == 0 && S_ISDIR(sb.st_mode), "dirs exist");
+}
+
 static void test_time(void) {
     char b[32];
     CHECK(strcmp(ex_format_duration(42.04, b, sizeof b), "42.0s") == 0, "got %s", b);
@@ -776,6 +816,7 @@ int main(void) {
     printf("files in %s\n", tmpdir);
     test_rng();
     test_time();
+    test_sampler();
     test_synth();
     test_answers();
     test_loaders();

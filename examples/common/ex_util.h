@@ -44,6 +44,30 @@ double ex_rng_normal(ex_rng *r);
 void ex_rng_shuffle_i64(ex_rng *r, int64_t *a, int64_t n);
 
 // ----------------------------------------------------------------------------
+// data order
+
+/* An endless stream of dataset indices: each epoch is a fresh permutation of 0..n-1 drawn from
+ * the stream (seed, epoch), so the position alone (the number of indices handed out) restores the
+ * exact order after a resume: save ex_sampler_consumed(), later ex_sampler_seek() to it. */
+typedef struct ex_sampler {
+    int64_t n;
+    uint64_t seed;
+    int64_t epoch;  /* current epoch (0-based) */
+    int64_t pos;    /* next position in perm */
+    int64_t *perm;  /* n; the current epoch's order */
+} ex_sampler;
+
+/* Returns 0, or -1 when n < 1 or out of memory. */
+int ex_sampler_init(ex_sampler *s, int64_t n, uint64_t seed);
+void ex_sampler_free(ex_sampler *s);
+/* Writes the next k indices to out (crossing into new epochs as needed). */
+void ex_sampler_next(ex_sampler *s, int64_t k, int64_t *out);
+/* Indices handed out since the start (epoch * n + pos). */
+int64_t ex_sampler_consumed(const ex_sampler *s);
+/* Moves to the state after `consumed` indices (>= 0) from the start. */
+void ex_sampler_seek(ex_sampler *s, int64_t consumed);
+
+// ----------------------------------------------------------------------------
 // time
 
 /* Monotonic time in seconds (CLOCK_MONOTONIC); differences only. */
@@ -74,6 +98,14 @@ double ex_timer_total(const ex_timer *t);
  * '\n' or "\r\n"; *len receives its length (it may hold NUL bytes). Returns 1 for a line, 0 at
  * end of file, -1 when out of memory. Free *buf with free() when done. */
 int ex_read_line(FILE *f, char **buf, size_t *cap, size_t *len);
+
+/* Creates a directory and its missing parents (mkdir -p, mode 0755). Returns 0 on success, -1
+ * with errno set otherwise. */
+int ex_make_dirs(const char *path);
+
+/* The prompt for a question: tmpl with every "{question}" replaced by question. New string
+ * (free()), NULL when out of memory. */
+char *ex_render_prompt(const char *tmpl, const char *question);
 
 #ifdef __cplusplus
 }

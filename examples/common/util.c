@@ -2,9 +2,12 @@
 #define _POSIX_C_SOURCE 200809L
 #include "ex_util.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 // ----------------------------------------------------------------------------
@@ -73,6 +76,55 @@ void ex_rng_shuffle_i64(ex_rng *r, int64_t *a, int64_t n) {
         a[i] = a[j];
         a[j] = t;
     }
+}
+
+// ----------------------------------------------------------------------------
+// data order
+
+static void sampler_shuffle(ex_sampler *s) {
+    ex_rng r;
+    ex_rng_seed_stream(&r, s->seed, (uint64_t)s->epoch);
+    for (int64_t i = 0; i < s->n; i++) s->perm[i] = i;
+    ex_rng_shuffle_i64(&r, s->perm, s->n);
+}
+
+int ex_sampler_init(ex_sampler *s, int64_t n, uint64_t seed) {
+    memset(s, 0, sizeof *s);
+    if (n < 1) return -1;
+    s->perm = malloc((size_t)n * sizeof *s->perm);
+    if (!s->perm) return -1;
+    s->n = n;
+    s->seed = seed;
+    sampler_shuffle(s);
+    return 0;
+}
+
+void ex_sampler_free(ex_sampler *s) {
+    free(s->perm);
+    memset(s, 0, sizeof *s);
+}
+
+void ex_sampler_next(ex_sampler *s, int64_t k, int64_t *out) {
+    for (int64_t i = 0; i < k; i++) {
+        if (s->pos == s->n) {
+            s->epoch++;
+            s->pos = 0;
+            sampler_shuffle(s);
+        }
+        out[i] = s->perm[s->pos++];
+    }
+}
+
+int64_t ex_sampler_consumed(const ex_sampler *s) { return s->epoch * s->n + s->pos; }
+
+void ex_sampler_seek(ex_sampler *s, int64_t consumed) {
+    if (consumed < 0) consumed = 0;
+    int64_t e = consumed / s->n;
+    if (e != s->epoch) {
+        s->epoch = e;
+        sampler_shuffle(s);
+    }
+    s->pos = consumed % s->n;
 }
 
 // ----------------------------------------------------------------------------
@@ -163,3 +215,43 @@ int ex_read_line(FILE *f, char **buf, size_t *cap, size_t *len) {
     return 1;
 }
 
+
+int ex_make_dirs(const char *path) {
+    size_t n = strlen(path);
+    char *buf = malloc(n + 1);
+    if (!buf) return -1;
+    memcpy(buf, path, n + 1);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
+            free(buf);
+            return -1;
+        }
+        *p = '/';
+    }
+    int rc = mkdir(buf, 0755) == 0 || errno == EEXIST ? 0 : -1;
+    free(buf);
+    return rc;
+}
+
+char *ex_render_prompt(const char *tmpl, const char *question) {
+    static const char key[] = "{question}";
+    size_t kl = sizeof key - 1, ql = strlen(question), n = 0;
+    for (const char *p = tmpl; (p = strstr(p, key)) != NULL; p += kl) n++;
+    size_t len = strlen(tmpl) + n * ql - n * kl;
+    char *out = malloc(len + 1);
+    if (!out) return NULL;
+    char *o = out;
+    for (const char *p = tmpl; *p;) {
+        if (strncmp(p, key, kl) == 0) {
+            memcpy(o, question, ql);
+            o += ql;
+            p += kl;
+        } else {
+            *o++ = *p++;
+        }
+    }
+    *o = 0;
+    return out;
+}

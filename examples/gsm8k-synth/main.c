@@ -9,10 +9,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "ex.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 static const ex_cfg_key KEYS[] = {
     {"out", EX_CFG_STRING, "data/gsm8k-synth", NULL, 0, 0, "output directory (created)"},
@@ -25,19 +23,6 @@ static const ex_cfg_key KEYS[] = {
      "fraction of training solutions with one arithmetic slip"},
     {"show", EX_CFG_INT, "3", NULL, 0, 1000, "print this many training problems"},
 };
-
-/* mkdir -p */
-static int make_dirs(const char *path) {
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST) return 0;
-        *p = '/';
-    }
-    return mkdir(buf, 0755) == 0 || errno == EEXIST;
-}
 
 int main(int argc, char **argv) {
     ex_config cfg;
@@ -73,7 +58,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     int rc = 0;
-    if (!make_dirs(out)) {
+    if (ex_make_dirs(out) != 0) {
         fprintf(stderr, "gsm8k-synth: %s: cannot create the directory\n", out);
         rc = 1;
     } else if (ex_synth_write(&set, &o, out) != SEGRL_OK) {
