@@ -124,12 +124,12 @@ typedef struct segrl_rollout_config {
      * once and shared. */
     int32_t mc_samples;  /* K continuations per distinct prefix (SPO-chain's MC sample count,
                             VinePPO's K); with mc_adaptive the AVERAGE per prefix. Default 4 */
-    int32_t mc_adaptive; /* 0: K each. 1: adaptive budget of round(K * U) rollouts for U distinct
-                            prefixes: mc_initial each, then batches of mc_batch to the prefixes
-                            with the widest Wilson interval (segrl_mc_allocate). Default 0 */
+    int32_t mc_adaptive; /* 0: K each. 1: adaptive budget of K * U rollouts for U distinct
+                            prefixes: mc_initial each, then rounds of mc_batch given where the
+                            Wilson interval shrinks most (segrl_mc_allocate). Default 0 */
     int32_t mc_initial;  /* k0 >= 1, <= mc_samples; default 2 */
     int32_t mc_batch;    /* rollouts per adaptive round; 0: U (default) */
-    float mc_z;          /* Wilson interval z; default 1.96 */
+    float mc_z;          /* Wilson interval z of the rule; default 1.96 */
 
     /* SPO_CHAIN */
     segrl_cutpoint_opts cutpoints; /* tau 0.9, k 5 (SPO's cutpoint count), no cap */
@@ -281,10 +281,12 @@ SEGRL_API segrl_status segrl_rollout_stats_get(const segrl_rollout *r,
 // adaptive Monte Carlo budget
 
 /* One allocation step of the adaptive budget (docs/rollout.md): prefix i has count[i] >= 1
- * rewards with mean[i] (clipped to [0, 1] for the rule). Each of `batch` rollouts goes, one at a
- * time, to the prefix with the widest Wilson score interval
+ * rewards with mean[i] (clipped to [0, 1] for the rule). With the Wilson score interval width
  *   w(p, n) = 2 z sqrt(p (1 - p) / n + z^2 / (4 n^2)) / (1 + z^2 / n)
- * evaluated at n = count[i] + (rollouts already given to i in this step), ties to the lowest i.
+ * each of `batch` rollouts goes, one at a time, to the prefix whose squared width one more
+ * rollout would shrink the most, g = w(p, n)^2 - w(p, n + 1)^2 (a greedy cut of the summed
+ * variance of the estimates), with n = count[i] + (rollouts already given to i in this step)
+ * and p = mean[i] held; ties to the lowest i.
  * out_add: (n) rollouts given to each prefix (sums to batch). n >= 1, batch >= 0, z > 0. */
 SEGRL_API segrl_status segrl_mc_allocate(const float *mean, const int64_t *count, int64_t n,
                                          int64_t batch, float z, int64_t *out_add);
