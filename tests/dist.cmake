@@ -15,7 +15,7 @@ if(TARGET segrl_dist)
 
   # OpenMPI refuses root without these and 2 cores without --oversubscribe
   set(SEGRL_MPIEXEC_FLAGS "")
-  if(MPI_C_LIBRARY_VERSION_STRING MATCHES "Open MPI")
+  if(SEGRL_DIST_OPENMPI)
     set(SEGRL_MPIEXEC_FLAGS --oversubscribe --allow-run-as-root)
   endif()
   set(SEGRL_MPI_ENV OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
@@ -43,7 +43,7 @@ if(TARGET segrl_dist)
 
   # the last rank exits early while mpirun is told to let the job go on (OpenMPI's default ends
   # the whole job at once, which is no hang either): the others fail on their 2 s timeout
-  if(MPI_C_LIBRARY_VERSION_STRING MATCHES "Open MPI")
+  if(SEGRL_DIST_ORTE)
     add_test(NAME test-dist-mpi-dies
              COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} 3 ${SEGRL_MPIEXEC_FLAGS}
                      --mca orte_abort_on_non_zero_status 0
