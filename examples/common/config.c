@@ -583,6 +583,27 @@ segrl_status ex_config_parse_args(ex_config *c, int argc, char *const *argv, int
     return SEGRL_OK;
 }
 
+int ex_config_setup(ex_config *c, const ex_cfg_key *keys, int32_t num_keys, int argc,
+                    char *const *argv, const char *program) {
+    if (!program) program = argc > 0 && argv[0] ? argv[0] : "program";
+    if (ex_config_init(c, keys, num_keys) != SEGRL_OK) {
+        fprintf(stderr, "%s: %s\n", program, segrl_last_error());
+        return 2;
+    }
+    int help = 0;
+    if (ex_config_parse_args(c, argc, argv, &help) != SEGRL_OK) {
+        fprintf(stderr, "%s: %s\n", program, ex_config_error(c));
+        ex_config_free(c);
+        return 2;
+    }
+    if (help) {
+        ex_config_print_help(c, stdout, program);
+        ex_config_free(c);
+        return 1;
+    }
+    return 0;
+}
+
 // ----------------------------------------------------------------------------
 // getters
 

@@ -86,6 +86,12 @@ segrl_status ex_config_load_file(ex_config *c, const char *path);
  * -h was given (the other flags are still applied). On failure c may hold part of the flags. */
 segrl_status ex_config_parse_args(ex_config *c, int argc, char *const *argv, int *out_help);
 
+/* The usual start of a program: init with the schema, apply argv, print --help or the error.
+ * Returns 0: go on (c is set up); 1: --help was printed to stdout (exit 0); 2: an error was
+ * printed to stderr as "<program>: <message>" (exit 2). c is freed unless 0 is returned. */
+int ex_config_setup(ex_config *c, const ex_cfg_key *keys, int32_t num_keys, int argc,
+                    char *const *argv, const char *program);
+
 /* Checked getters: SEGRL_ERR_INVALID for an unknown key or a key of another type.
  * get_int accepts INT and BOOL keys; get_float INT and FLOAT; get_str every type (the text). */
 segrl_status ex_config_get_int(const ex_config *c, const char *key, int64_t *out);

@@ -26,21 +26,9 @@ static const ex_cfg_key KEYS[] = {
 
 int main(int argc, char **argv) {
     ex_config cfg;
-    if (ex_config_init(&cfg, KEYS, (int32_t)(sizeof KEYS / sizeof KEYS[0])) != SEGRL_OK) {
-        fprintf(stderr, "gsm8k-synth: %s\n", segrl_last_error());
-        return 1;
-    }
-    int help = 0;
-    if (ex_config_parse_args(&cfg, argc, argv, &help) != SEGRL_OK) {
-        fprintf(stderr, "gsm8k-synth: %s\n", ex_config_error(&cfg));
-        ex_config_free(&cfg);
-        return 2;
-    }
-    if (help) {
-        ex_config_print_help(&cfg, stdout, "gsm8k-synth");
-        ex_config_free(&cfg);
-        return 0;
-    }
+    int setup = ex_config_setup(&cfg, KEYS, (int32_t)(sizeof KEYS / sizeof KEYS[0]), argc, argv,
+                                "gsm8k-synth");
+    if (setup) return setup == 1 ? 0 : 2;
     ex_synth_opts o = ex_synth_opts_default();
     o.num_train = ex_config_int(&cfg, "train");
     o.num_test = ex_config_int(&cfg, "test");
