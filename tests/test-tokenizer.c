@@ -131,7 +131,7 @@ static void check_cases(const cJSON *texts, const cJSON *rec, segrl_tokenizer *t
 
 static segrl_tokenizer *load_fixture(const char *file) {
     segrl_tokenizer *tok = NULL;
-    segrl_status st = segrl_tokenizer_load(fix(file), &tok);
+    segrl_status st = segrl_tokenizer_load(file[0] == '/' ? file : fix(file), &tok);
     CHECK(st == SEGRL_OK, "load %s: %s", file, segrl_last_error());
     return st == SEGRL_OK ? tok : NULL;
 }
@@ -439,12 +439,136 @@ static void test_api(void) {
     segrl_tokenizer_free(tok);
 }
 
+// ----------------------------------------------------------------------------
+// the trainer
+
+static const char *const g_specials[] = {"<|endoftext|>", "<|im_start|>", "<|im_end|>"};
+#define TRAIN_VOCAB 500
+
+/* A deterministic corpus: arithmetic Q/A lines, a few sentences with Unicode, special tokens. */
+static char *train_corpus(size_t *n) {
+    static const char *extra[] = {
+        "The quick brown fox jumps over the lazy dog. It's done, isn't it?\n",
+        "def add(a, b):\n    return a + b\n",
+        "\xe6\x9c\xba\xe5\x99\xa8\xe5\xad\xa6\xe4\xb9\xa0 caf\xc3\xa9 na\xc3\xafve "
+        "\xf0\x9f\x98\x80\n",
+        "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n4<|im_end|>\n"};
+    static const char *words[] = {
+        "first",    "we",      "add",       "the",     "numbers",    "then",   "multiply", "result",
+        "answer",   "is",      "sum",       "product", "difference", "carry",  "digit",    "tens",
+        "hundreds", "check",   "again",     "so",      "total",      "equals", "minus",    "plus",
+        "times",    "because", "therefore", "step",    "Let",        "us",     "compute",  "value",
+        "final",    "correct", "wrong",     "Alice",   "Bob",        "apples", "oranges",  "each",
+        "has",      "more",    "fewer",     "than",    "how",        "many",   "left"};
+    size_t cap = 1 << 20, k = 0;
+    char *c = h_alloc(cap);
+    h_seed(2024);
+    for (int i = 0; i < 3000; i++) {
+        int a = (int)h_int(0, 999), b = (int)h_int(0, 999);
+        k += (size_t)snprintf(c + k, cap - k, "Q: %d + %d = ? A: %d.\n", a, b, a + b);
+        if (i % 10 == 9) k += (size_t)snprintf(c + k, cap - k, "<|endoftext|>");
+        if (i % 50 == 0) k += (size_t)snprintf(c + k, cap - k, "%s", extra[(i / 50) % 4]);
+        if (i % 3 == 0) { /* a sentence of random words */
+            for (int w = 0; w < 8; w++)
+                k += (size_t)snprintf(c + k, cap - k, "%s%s", w ? " " : "",
+                                      words[h_int(0, (int64_t)(sizeof words / sizeof *words) - 1)]);
+            k += (size_t)snprintf(c + k, cap - k, ".\n");
+        }
+    }
+    *n = k;
+    return c;
+}
+
+static int write_trained(const char *path) {
+    size_t n;
+    char *c = train_corpus(&n);
+    segrl_status st = segrl_tokenizer_train(c, n, TRAIN_VOCAB, g_specials, 3, path);
+    free(c);
+    if (st) printf("train: %s\n", segrl_last_error());
+    return st ? 1 : 0;
+}
+
+static void test_train(void) {
+    char path[400], path2[512];
+    const char *tmp = getenv("TMPDIR");
+    snprintf(path, sizeof path, "%s/segrl-trained-%d.json", tmp && tmp[0] ? tmp : "/tmp",
+             (int)getpid());
+    snprintf(path2, sizeof path2, "%s.again", path);
+    size_t n;
+    char *c = train_corpus(&n);
+    clock_t t0 = clock();
+    segrl_status st = segrl_tokenizer_train(c, n, TRAIN_VOCAB, g_specials, 3, path);
+    double secs = (double)(clock() - t0) / CLOCKS_PER_SEC;
+    CHECK(st == SEGRL_OK, "train: %s", segrl_last_error());
+    printf("trained %d tokens on %zu bytes in %.2f s\n", TRAIN_VOCAB, n, secs);
+    CHECK(segrl_tokenizer_train(c, n, TRAIN_VOCAB, g_specials, 3, path2) == SEGRL_OK, "again");
+    size_t l1 = 0, l2 = 0;
+    char *f1 = slurp(path, &l1), *f2 = slurp(path2, &l2);
+    CHECK(f1 && f2 && l1 == l2 && memcmp(f1, f2, l1) == 0, "training is deterministic");
+    free(f1);
+    free(f2);
+    unlink(path2);
+    segrl_tokenizer *tok = NULL;
+    st = segrl_tokenizer_load(path, &tok);
+    CHECK(st == SEGRL_OK, "trained file loads: %s", segrl_last_error());
+    if (tok) {
+        CHECK(segrl_tokenizer_vocab_size(tok) == TRAIN_VOCAB, "vocab %lld",
+              (long long)segrl_tokenizer_vocab_size(tok));
+        CHECK(segrl_tokenizer_token_id(tok, "<|im_end|>") == 2, "specials first");
+        int32_t *ids = NULL;
+        int64_t m = 0;
+        const char *q = "first we add the numbers then multiply";
+        segrl_tokenizer_encode(tok, q, strlen(q), 0, &ids, &m);
+        CHECK(m == 7, "whole words learnt: %lld tokens for %zu bytes", (long long)m, strlen(q));
+        segrl_free(ids);
+        /* HF's encodings of the fixture texts with this very file (make_fixtures.py --trained) */
+        char *text = slurp(fix("cases.json"), NULL);
+        char *tr = slurp(fix("trained_cases.json"), NULL);
+        CHECK(tr != NULL, "trained_cases.json present (run make_fixtures.py --trained)");
+        if (text && tr) {
+            cJSON *root = cJSON_Parse(text), *rec = cJSON_Parse(tr);
+            check_cases(cJSON_GetObjectItem(root, "texts"), rec, tok, "trained", 1);
+            cJSON_Delete(root);
+            cJSON_Delete(rec);
+        }
+        free(text);
+        free(tr);
+        segrl_tokenizer_free(tok);
+    }
+    test_round_trip(path);
+    unlink(path);
+    /* errors */
+    CHECK(segrl_tokenizer_train(c, n, 100, g_specials, 3, path) == SEGRL_ERR_INVALID &&
+              strstr(segrl_last_error(), "vocab_size"),
+          "vocab too small: %s", segrl_last_error());
+    const char *dup[] = {"<a>", "<a>"};
+    CHECK(segrl_tokenizer_train(c, n, 300, dup, 2, path) == SEGRL_ERR_INVALID &&
+              strstr(segrl_last_error(), "given twice"),
+          "duplicate specials: %s", segrl_last_error());
+    const char *one[] = {"!"};
+    CHECK(segrl_tokenizer_train(c, n, 300, one, 1, path) == SEGRL_ERR_INVALID,
+          "a special spelled like a byte");
+    CHECK(segrl_tokenizer_train(c, n, 300, NULL, 0, "/nonexistent/dir/t.json") ==
+                  SEGRL_ERR_INVALID &&
+              strstr(segrl_last_error(), "cannot create"),
+          "unwritable: %s", segrl_last_error());
+    /* an empty corpus gives the bytes and specials only */
+    CHECK(segrl_tokenizer_train("", 0, 300, g_specials, 3, path) == SEGRL_OK, "empty corpus");
+    st = segrl_tokenizer_load(path, &tok);
+    CHECK(st == SEGRL_OK && segrl_tokenizer_vocab_size(tok) == 259, "empty corpus vocab");
+    if (!st) segrl_tokenizer_free(tok);
+    unlink(path);
+    free(c);
+}
+
 int main(int argc, char **argv) {
+    if (argc >= 3 && strcmp(argv[1], "--write-trained") == 0) return write_trained(argv[2]);
     if (argc >= 2 && argv[1][0] != '-') g_fix = argv[1];
     test_fixtures();
     test_round_trip("qwen2.json");
     test_round_trip("llama3.json");
     test_bad_files();
     test_api();
+    test_train();
     return h_finish();
 }
