@@ -1,7 +1,8 @@
 /* softmax_row.c — the online softmax of one row (softmax_row.h), written with GCC/Clang vector
- * extensions (8 lanes) so the compiler emits SSE2 or, through target_clones on x86-64, AVX2+FMA
- * chosen at load time. The exponential is a Cody-Waite range reduction and a degree-6 Taylor
- * polynomial: |relative error| < 2e-7 on [-87, 88], 0 below -87.3 (f32 underflow anyway). */
+ * extensions (8 lanes) so the compiler emits SSE2 or, on x86-64 CPUs that have them, AVX2+FMA
+ * (chosen per call, see SG_DISPATCH). The exponential is a Cody-Waite range reduction and a degree-6 Taylor
+ * polynomial: |relative error| < 2e-7 on [-87, 88], 0 below -87.3 (f32 underflow anyway).
+ * The grad body's scalar tail uses expf. */
 #include "softmax_row.h"
 
 #include "loss_impl.h"
@@ -9,10 +10,30 @@
 #include <math.h>
 #include <string.h>
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__ELF__)
-#define SG_CLONES __attribute__((target_clones("arch=haswell", "default")))
+/* x86-64: each hot function is compiled twice, for the baseline (SSE2) and for AVX2 + FMA, and
+ * the AVX2 one is called when the CPU has both (checked per call: a cached cpuid bit).
+ * (target_clones("arch=haswell") would test for an Intel Haswell model, not the features.) */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define SG_X86 1
+#define SG_AVX2 __attribute__((target("avx2,fma")))
+static int sg_have_avx2(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+#define SG_DISPATCH(name, args)                                                                   \
+    do {                                                                                          \
+        if (sg_have_avx2()) name##_avx2 args;                                                     \
+        else name##_base args;                                                                    \
+    } while (0)
 #else
-#define SG_CLONES
+#define SG_DISPATCH(name, args) name##_base args
+#endif
+#define SG_BODY static inline __attribute__((always_inline))
+
+/* the polynomial and the accumulations may use fused multiply-adds (the project builds with
+ * -std=c11, which otherwise turns contraction off) */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("fp-contract=fast")
 #endif
 
 /* the 8-lane helpers below are always inlined: no vector crosses a call boundary */
@@ -62,6 +83,25 @@ static inline __attribute__((always_inline)) v8f v8_exp(v8f x) {
     return v8_sel(under, v8_splat(0.0f), p * (v8f)bits);
 }
 
+/* e^x for x <= 0 (softmax exponents relative to the running maximum): no overflow clamp, and
+ * x below -87.33 gives e^-87.33 ~ 1e-38 instead of 0, invisible next to the row's sum >= 1 */
+static inline __attribute__((always_inline)) v8f v8_exp_neg(v8f x) {
+    const v8f magic = v8_splat(12582912.0f);
+    x = v8_max(x, v8_splat(-87.33f));
+    const v8f f = x * 1.44269504088896341f + magic;
+    const v8i n = (v8i)f - (v8i)magic;
+    const v8f nf = f - magic;
+    const v8f r = x - nf * 0.693145751953125f - nf * 1.428606765330187e-06f;
+    v8f p = v8_splat(1.0f / 720.0f);
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    return p * (v8f)((n + 127) << 23);
+}
+
 static inline __attribute__((always_inline)) float v8_hmax(v8f v) {
     float m = v[0];
     for (int i = 1; i < SG_V; i++) m = v[i] > m ? v[i] : m;
@@ -73,7 +113,7 @@ static inline __attribute__((always_inline)) double v8_hsum(v8f v) {
     return s;
 }
 
-SG_CLONES static void sg_srow_add_impl(sg_srow *r, const float *x, int64_t n, float scale) {
+SG_BODY void sg_srow_add_body(sg_srow *r, const float *x, int64_t n, float scale) {
     const float ninf = -__builtin_inff();
     for (int64_t b0 = 0; b0 < n; b0 += SG_BLOCK) {
         const int64_t m = n - b0 < SG_BLOCK ? n - b0 : SG_BLOCK;
@@ -107,17 +147,30 @@ SG_CLONES static void sg_srow_add_impl(sg_srow *r, const float *x, int64_t n, fl
         }
         /* 2. exponentials relative to the running maximum */
         const v8f M = v8_splat(r->M), floor_u = v8_splat(-100.0f);
-        v8f S = v8_splat(0.0f), T = S, Q = S;
-        for (int64_t j = 0; j < mv; j += SG_V) {
+        /* two sets of accumulators: the adds of one iteration do not wait on the previous */
+        v8f S = v8_splat(0.0f), T = S, Q = S, S2 = S, T2 = S, Q2 = S;
+        int64_t j = 0;
+        const float *next = b0 + SG_BLOCK < n ? xb + SG_BLOCK : xb; /* prefetch the next block */
+        for (; j + 2 * SG_V <= mv; j += 2 * SG_V) {
+            __builtin_prefetch(next + j);
             const v8f u = v8_max(v8_load(xb + j) * scale - M, floor_u);
-            const v8f e = v8_exp(u);
+            const v8f u2 = v8_max(v8_load(xb + j + SG_V) * scale - M, floor_u);
+            const v8f e = v8_exp_neg(u), e2 = v8_exp_neg(u2);
+            S += e, S2 += e2;
+            T += e * u, T2 += e2 * u2;
+            Q += e * e, Q2 += e2 * e2;
+        }
+        for (; j < mv; j += SG_V) {
+            const v8f u = v8_max(v8_load(xb + j) * scale - M, floor_u);
+            const v8f e = v8_exp_neg(u);
             S += e;
             T += e * u;
             Q += e * e;
         }
+        S += S2, T += T2, Q += Q2;
         if (mv < m) {
             const v8f u = v8_max(v8_load_tail(xb + mv, m - mv, ninf) * scale - M, floor_u);
-            const v8f e = v8_exp(u);
+            const v8f e = v8_sel(u > floor_u, v8_exp_neg(u), v8_splat(0.0f)); /* padding: 0 */
             S += e;
             T += e * u;
             Q += e * e;
@@ -128,8 +181,17 @@ SG_CLONES static void sg_srow_add_impl(sg_srow *r, const float *x, int64_t n, fl
     }
 }
 
+static void sg_srow_add_base(sg_srow *r, const float *x, int64_t n, float scale) {
+    sg_srow_add_body(r, x, n, scale);
+}
+#ifdef SG_X86
+SG_AVX2 static void sg_srow_add_avx2(sg_srow *r, const float *x, int64_t n, float scale) {
+    sg_srow_add_body(r, x, n, scale);
+}
+#endif
+
 void sg_srow_add_f32(sg_srow *r, const float *x, int64_t n, float scale) {
-    sg_srow_add_impl(r, x, n, scale);
+    SG_DISPATCH(sg_srow_add, (r, x, n, scale));
 }
 
 void sg_srow_finish(const sg_srow *r, float *lse, float *ent, float *sp2) {
@@ -145,7 +207,7 @@ void sg_srow_finish(const sg_srow *r, float *lse, float *ent, float *sp2) {
     *sp2 = (float)(r->q / (r->s * r->s));
 }
 
-SG_CLONES static void sg_srow_grad_impl(const float *x, int64_t n, float scale, float lse,
+SG_BODY void sg_srow_grad_body(const float *x, int64_t n, float scale, float lse,
                                         float H, float g, float h, int64_t y, float *d) {
     const int64_t nv = n / SG_V * SG_V;
     const v8f L = v8_splat(lse), floor_u = v8_splat(-100.0f);
@@ -164,12 +226,23 @@ SG_CLONES static void sg_srow_grad_impl(const float *x, int64_t n, float scale, 
     if (y >= 0 && y < n) d[y] += g * scale;
 }
 
+static void sg_srow_grad_base(const float *x, int64_t n, float scale, float lse, float H,
+                              float g, float h, int64_t y, float *d) {
+    sg_srow_grad_body(x, n, scale, lse, H, g, h, y, d);
+}
+#ifdef SG_X86
+SG_AVX2 static void sg_srow_grad_avx2(const float *x, int64_t n, float scale, float lse, float H,
+                                      float g, float h, int64_t y, float *d) {
+    sg_srow_grad_body(x, n, scale, lse, H, g, h, y, d);
+}
+#endif
+
 void sg_srow_grad_f32(const float *x, int64_t n, float scale, float lse, float H, float g,
                       float h, int64_t y, float *d) {
-    sg_srow_grad_impl(x, n, scale, lse, H, g, h, y, d);
+    SG_DISPATCH(sg_srow_grad, (x, n, scale, lse, H, g, h, y, d));
 }
 
-SG_CLONES static void sg_load_impl(const void *p, int32_t dt, int64_t n, float *out) {
+SG_BODY void sg_load_body(const void *p, int32_t dt, int64_t n, float *out) {
     if (dt == SEGRL_DTYPE_F32) {
         memcpy(out, p, (size_t)n * sizeof(float));
     } else if (dt == SEGRL_DTYPE_BF16) {
@@ -184,7 +257,18 @@ SG_CLONES static void sg_load_impl(const void *p, int32_t dt, int64_t n, float *
     }
 }
 
-void sg_load_f32(const void *p, int32_t dt, int64_t n, float *out) { sg_load_impl(p, dt, n, out); }
+static void sg_load_base(const void *p, int32_t dt, int64_t n, float *out) {
+    sg_load_body(p, dt, n, out);
+}
+#ifdef SG_X86
+SG_AVX2 static void sg_load_avx2(const void *p, int32_t dt, int64_t n, float *out) {
+    sg_load_body(p, dt, n, out);
+}
+#endif
+
+void sg_load_f32(const void *p, int32_t dt, int64_t n, float *out) {
+    SG_DISPATCH(sg_load, (p, dt, n, out));
+}
 
 void sg_store_f32(void *p, int32_t dt, int64_t n, const float *in) {
     if (dt == SEGRL_DTYPE_F32) {

@@ -1,7 +1,9 @@
 /* segrl-bench — throughput of the advantage estimators, the segment calls and the tree calls
- * against a memory-bandwidth baseline measured in the same run.
+ * against a memory-bandwidth baseline measured in the same run; the loss area's fused
+ * log-probabilities against the straightforward passes (section "loss" below).
  *
- *   segrl-bench advantage|segment|tree [--small] [--json FILE] [--device cpu|cuda|all] [--reps N]
+ *   segrl-bench advantage|segment|tree|loss [--small] [--json FILE] [--device cpu|cuda|all]
+ *               [--reps N]
  *
  * The three benchmarks share the machinery: deterministic inputs, rotating copies (pool_*),
  * timing one row on one device (bench_row: 2 warm-ups, median, CPU clock or CUDA events behind
@@ -415,6 +417,7 @@ static segrl_status run_op(int which, const dev_bufs *d, int64_t G, const segrl_
 typedef struct row {
     char bench[16], op[48], device[16], device_name[128], shape[48], baseline[48];
     double seconds, items, items_per_s, bytes, gb_per_s, baseline_gb_per_s, ratio;
+    double work_bytes; /* loss rows: working memory of the method (0: not reported) */
     int reps;
 } row;
 
@@ -506,6 +509,10 @@ static void write_json(const char *path) {
         json_number(f, r->baseline_gb_per_s);
         fputs(", \"ratio\": ", f);
         json_number(f, r->ratio);
+        if (r->work_bytes > 0) {
+            fputs(", \"work_bytes\": ", f);
+            json_number(f, r->work_bytes);
+        }
         fprintf(f, ", \"reps\": %d}%s\n", r->reps, i + 1 < n_rows ? "," : "");
     }
     fputs("]\n", f);
@@ -1438,25 +1445,344 @@ static void tree_inputs(const tree_host *t, float *values, float *node_adv) {
 }
 
 // ----------------------------------------------------------------------------
+// loss: fused log-probabilities and the fused linear path of segrl/loss.h
+//
+// Rows (CPU; tokens/s = rows N per second). Bytes are the minimal traffic of each row's own method,
+// so GB/s against the triad says how close a memory-bound pass gets to the bandwidth:
+//   logprobs fused              4 N V + 20 N  one read of the f32 logits; logp, entropy, lse out
+//   logprobs unfused(libm)     20 N V         the straightforward version, separate passes: row
+//   logprobs unfused(vec-exp)  20 N V         max (4), sum of exp (4), log-softmax written (4 + 4),
+//                                             gather (N), entropy -sum p log p over the stored
+//                                             log-softmax (4). "libm": scalar expf; "vec-exp": the
+//                                             same 8-lane exponential as the library, so the
+//                                             fused/unfused ratio isolates fusion from vectorization
+//   logprobs_backward fused     8 N V + 16 N  read logits, write dlogits
+//   linear fwd fused /         4 (N + V) D    read hidden and weight once: compute bound (2 N D V
+//   materialized                              flops per GEMM), so seconds are the figure of merit
+//   linear fwd+bwd ...         same           fused: 4 GEMMs (Z, Z again, dH, dW); materialized:
+//                                             3 GEMMs (Z, dH, dW) on the stored N x V logits
+// After each group a line gives the working memory (also "work_bytes" in the JSON): the fused
+// call's workspace, or the stored N x V buffer plus workspace of the straightforward one.
+
+#include <cblas.h>
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+/* compiled for the baseline and for AVX2 + FMA, the latter used when the CPU has both (as the
+ * library does) */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define BL_X86 1
+#endif
+
+typedef float bl_v8 __attribute__((vector_size(32)));
+typedef int32_t bl_v8i __attribute__((vector_size(32)));
+
+static inline __attribute__((always_inline)) bl_v8 bl_splat(float c) {
+    return (bl_v8){c, c, c, c, c, c, c, c};
+}
+static inline __attribute__((always_inline)) bl_v8 bl_sel(bl_v8i m, bl_v8 a, bl_v8 b) {
+    return (bl_v8)((m & (bl_v8i)a) | (~m & (bl_v8i)b));
+}
+/* the library's exponential (src/loss/softmax_row.c), repeated here for the baseline */
+static inline __attribute__((always_inline)) bl_v8 bl_exp(bl_v8 x) {
+    const bl_v8 magic = bl_splat(12582912.0f);
+    const bl_v8i under = x < bl_splat(-87.33f);
+    x = bl_sel(x > bl_splat(88.0f), bl_splat(88.0f), x);
+    x = bl_sel(under, bl_splat(-87.33f), x);
+    const bl_v8 f = x * 1.44269504088896341f + magic;
+    const bl_v8i n = (bl_v8i)f - (bl_v8i)magic;
+    const bl_v8 nf = f - magic;
+    const bl_v8 r = x - nf * 0.693145751953125f - nf * 1.428606765330187e-06f;
+    bl_v8 p = bl_splat(1.0f / 720.0f);
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    return bl_sel(under, bl_splat(0.0f), p * (bl_v8)((n + 127) << 23));
+}
+static inline __attribute__((always_inline)) bl_v8 bl_load(const float *p) {
+    bl_v8 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* The straightforward log-probs + entropy, one pass per step, the log-softmax stored (N x V).
+ * vec: 8-lane exponential (V a multiple of 8 is not assumed: scalar tails). */
+static inline __attribute__((always_inline)) void bl_unfused_body(const float *x, int64_t N,
+                                                                   int64_t V, const int64_t *y,
+                                                                   float *logsm, float *lp,
+                                                                   float *H, int vec) {
+    const int64_t Vv = vec ? V / 8 * 8 : 0;
+    for (int64_t i = 0; i < N; i++) { /* log_softmax: max, sum of exp, write */
+        const float *r = x + (size_t)i * V;
+        float *o = logsm + (size_t)i * V;
+        float m = -INFINITY;
+        for (int64_t j = 0; j < V; j++) m = r[j] > m ? r[j] : m;
+        double s = 0;
+        if (vec) {
+            bl_v8 acc = bl_splat(0.0f);
+            for (int64_t j = 0; j < Vv; j += 8) acc += bl_exp(bl_load(r + j) - m);
+            for (int k = 0; k < 8; k++) s += acc[k];
+        }
+        for (int64_t j = Vv; j < V; j++) s += expf(r[j] - m);
+        const float lse = m + (float)log(s);
+        for (int64_t j = 0; j < V; j++) o[j] = r[j] - lse;
+    }
+    for (int64_t i = 0; i < N; i++) lp[i] = logsm[(size_t)i * V + y[i]]; /* gather */
+    for (int64_t i = 0; i < N; i++) { /* entropy over the stored log-softmax */
+        const float *l = logsm + (size_t)i * V;
+        double h = 0;
+        if (vec) {
+            bl_v8 acc = bl_splat(0.0f);
+            for (int64_t j = 0; j < Vv; j += 8) {
+                const bl_v8 v = bl_load(l + j);
+                acc += bl_exp(v) * v;
+            }
+            for (int k = 0; k < 8; k++) h -= acc[k];
+        }
+        for (int64_t j = Vv; j < V; j++) h -= expf(l[j]) * l[j];
+        H[i] = (float)h;
+    }
+}
+
+static void bl_unfused_base(const float *x, int64_t N, int64_t V, const int64_t *y, float *logsm,
+                            float *lp, float *H, int vec) {
+    bl_unfused_body(x, N, V, y, logsm, lp, H, vec);
+}
+#ifdef BL_X86
+__attribute__((target("avx2,fma"))) static void bl_unfused_avx2(const float *x, int64_t N,
+                                                                int64_t V, const int64_t *y,
+                                                                float *logsm, float *lp, float *H,
+                                                                int vec) {
+    bl_unfused_body(x, N, V, y, logsm, lp, H, vec);
+}
+#endif
+static void bl_unfused(const float *x, int64_t N, int64_t V, const int64_t *y, float *logsm,
+                       float *lp, float *H, int vec) {
+#ifdef BL_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        bl_unfused_avx2(x, N, V, y, logsm, lp, H, vec);
+        return;
+    }
+#endif
+    bl_unfused_base(x, N, V, y, logsm, lp, H, vec);
+}
+
+enum { LP_FUSED, LP_UNFUSED_LIBM, LP_UNFUSED_VEC, LP_BACKWARD, LIN_FUSED, LIN_MAT,
+       LIN_FUSED_FB, LIN_MAT_FB };
+
+typedef struct loss_ctx {
+    int kind;
+    int64_t N, V, D;
+    const float *x, *Hm, *W; /* logits (N, V); hidden (N, D), weight (V, D) */
+    const int64_t *y;
+    float *lp, *ent, *lse, *g, *h;
+    float *big;              /* unfused: the log-softmax; materialized: the logits; backward: dx */
+    float *dH, *dW;
+    void *lin_ws;            /* fused linear forward / backward workspace */
+    size_t lin_ws_bytes;
+} loss_ctx;
+
+static segrl_logprob_out loss_outs(const loss_ctx *c) {
+    const segrl_device cpu = segrl_cpu();
+    segrl_logprob_out o = {segrl_view_1d(c->lp, SEGRL_DTYPE_F32, cpu, c->N),
+                           segrl_view_1d(c->ent, SEGRL_DTYPE_F32, cpu, c->N),
+                           segrl_view_1d(c->lse, SEGRL_DTYPE_F32, cpu, c->N), segrl_view_none(),
+                           segrl_view_none()};
+    return o;
+}
+
+static segrl_status loss_call(const void *ctx, int set, const segrl_exec *ex) {
+    const loss_ctx *c = ctx;
+    (void)set;
+    const segrl_device cpu = segrl_cpu();
+    const segrl_view Y = segrl_view_1d((void *)c->y, SEGRL_DTYPE_I64, cpu, c->N);
+    const segrl_view vN_lse = segrl_view_1d(c->lse, SEGRL_DTYPE_F32, cpu, c->N);
+    const segrl_view vN_ent = segrl_view_1d(c->ent, SEGRL_DTYPE_F32, cpu, c->N);
+    const segrl_view vN_g = segrl_view_1d(c->g, SEGRL_DTYPE_F32, cpu, c->N);
+    const segrl_view vN_h = segrl_view_1d(c->h, SEGRL_DTYPE_F32, cpu, c->N);
+    segrl_logprob_out out = loss_outs(c);
+    segrl_exec lex = *ex;
+    lex.workspace = c->lin_ws;
+    lex.workspace_bytes = c->lin_ws_bytes;
+    switch (c->kind) {
+    case LP_FUSED:
+        return segrl_logprobs_forward(segrl_view_2d((void *)c->x, SEGRL_DTYPE_F32, cpu, c->N, c->V),
+                                      Y, NULL, ex, &out);
+    case LP_UNFUSED_LIBM:
+    case LP_UNFUSED_VEC:
+        bl_unfused(c->x, c->N, c->V, c->y, c->big, c->lp, c->ent, c->kind == LP_UNFUSED_VEC);
+        return SEGRL_OK;
+    case LP_BACKWARD:
+        return segrl_logprobs_backward(
+            segrl_view_2d((void *)c->x, SEGRL_DTYPE_F32, cpu, c->N, c->V), Y, vN_lse, vN_ent, vN_g,
+            vN_h, NULL, ex, segrl_view_2d(c->big, SEGRL_DTYPE_F32, cpu, c->N, c->V));
+    default: break;
+    }
+    const segrl_view HV = segrl_view_2d((void *)c->Hm, SEGRL_DTYPE_F32, cpu, c->N, c->D);
+    const segrl_view WV = segrl_view_2d((void *)c->W, SEGRL_DTYPE_F32, cpu, c->V, c->D);
+    const segrl_view ZV = segrl_view_2d(c->big, SEGRL_DTYPE_F32, cpu, c->N, c->V);
+    const segrl_view dHV = segrl_view_2d(c->dH, SEGRL_DTYPE_F32, cpu, c->N, c->D);
+    const segrl_view dWV = segrl_view_2d(c->dW, SEGRL_DTYPE_F32, cpu, c->V, c->D);
+    segrl_status st;
+    if (c->kind == LIN_FUSED || c->kind == LIN_FUSED_FB) {
+        st = segrl_linear_logprobs_forward(HV, WV, Y, NULL, &lex, &out);
+        if (st || c->kind == LIN_FUSED) return st;
+        return segrl_linear_logprobs_backward(HV, WV, Y, vN_lse, vN_ent, vN_g, vN_h, NULL, &lex,
+                                              dHV, dWV);
+    }
+    /* materialized: Z = H W^T stored, then the fused log-probs on it; backward in place on Z and
+     * two GEMMs */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)c->N, (int)c->V, (int)c->D, 1.0f,
+                c->Hm, (int)c->D, c->W, (int)c->D, 0.0f, c->big, (int)c->V);
+    st = segrl_logprobs_forward(ZV, Y, NULL, ex, &out);
+    if (st || c->kind == LIN_MAT) return st;
+    st = segrl_logprobs_backward(ZV, Y, vN_lse, vN_ent, vN_g, vN_h, NULL, ex, ZV);
+    if (st) return st;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)c->N, (int)c->D, (int)c->V, 1.0f,
+                c->big, (int)c->V, c->W, (int)c->D, 0.0f, c->dH, (int)c->D);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)c->V, (int)c->D, (int)c->N, 1.0f,
+                c->big, (int)c->V, c->Hm, (int)c->D, 0.0f, c->dW, (int)c->D);
+    return SEGRL_OK;
+}
+
+static void loss_row(const bench_dev *bd, loss_ctx *c, const char *op, const char *shape,
+                     size_t ws_bytes, double bytes, double work_bytes) {
+    row_spec rs;
+    memset(&rs, 0, sizeof rs);
+    rs.op = op;
+    rs.shape = shape;
+    rs.fn = loss_call;
+    rs.ctx = c;
+    rs.nsets = 1;
+    rs.ws_bytes = ws_bytes;
+    rs.items = (double)c->N;
+    rs.bytes = bytes;
+    if (bench_row(bd, &rs)) rows[n_rows - 1].work_bytes = work_bytes;
+}
+
+static void loss_fill(float *p, size_t n, float scale) {
+    for (size_t i = 0; i < n; i++) p[i] = scale * (2.0f * rng_unit() - 1.0f);
+}
+
+static void bench_loss(const bench_dev *bd, int small) {
+    if (bd->cuda) {
+        printf("%-9s  %-*s  %-6s  %-20s  skipped: the loss benchmark has CPU rows only\n",
+               bd->bench, op_width, "*", "cuda", "-");
+        return;
+    }
+    const segrl_device cpu = segrl_cpu();
+    /* fused log-probs + entropy vs the straightforward passes */
+    const int64_t N = small ? 64 : 4096;
+    const int64_t Vs[2] = {32000, 151936};
+    for (int vi = 0; vi < 2; vi++) {
+        const int64_t V = Vs[vi];
+        loss_ctx c;
+        memset(&c, 0, sizeof c);
+        c.N = N, c.V = V;
+        float *x = host_alloc((size_t)N * V * 4);
+        loss_fill(x, (size_t)N * V, 8.0f);
+        int64_t *y = host_alloc((size_t)N * 8);
+        for (int64_t i = 0; i < N; i++) y[i] = (int64_t)(rng_next() % (uint64_t)V);
+        c.x = x, c.y = y;
+        c.lp = host_alloc((size_t)N * 4), c.ent = host_alloc((size_t)N * 4);
+        c.lse = host_alloc((size_t)N * 4), c.g = host_alloc((size_t)N * 4);
+        c.h = host_alloc((size_t)N * 4);
+        for (int64_t i = 0; i < N; i++) c.g[i] = 1.0f, c.h[i] = 0.01f;
+        c.big = host_alloc((size_t)N * V * 4);
+        size_t ws = 0;
+        check_segrl(segrl_logprobs_workspace_size(cpu, N, V, &ws), "segrl_logprobs_workspace_size");
+        char shape[48];
+        snprintf(shape, sizeof shape, "N=%lld,V=%lld", (long long)N, (long long)V);
+        const double NV = (double)N * (double)V;
+        c.kind = LP_FUSED;
+        loss_row(bd, &c, "logprobs+entropy fused", shape, ws, 4 * NV + 20.0 * N, (double)ws);
+        c.kind = LP_UNFUSED_VEC;
+        loss_row(bd, &c, "logprobs+entropy unfused(vec-exp)", shape, 0, 20 * NV, 4 * NV);
+        c.kind = LP_UNFUSED_LIBM;
+        loss_row(bd, &c, "logprobs+entropy unfused(libm)", shape, 0, 20 * NV, 4 * NV);
+        c.kind = LP_BACKWARD;
+        loss_row(bd, &c, "logprobs backward fused", shape, ws, 8 * NV + 16.0 * N, (double)ws);
+        printf("  working memory N=%lld V=%lld: fused %.3f MiB (workspace), unfused %.1f MiB "
+               "(stored log-softmax; N*V*4/16 = %.1f MiB)\n",
+               (long long)N, (long long)V, (double)ws / 1048576.0, 4 * NV / 1048576.0,
+               4 * NV / 16 / 1048576.0);
+        free(x), free(y), free(c.lp), free(c.ent), free(c.lse), free(c.g), free(c.h), free(c.big);
+    }
+    /* fused linear vs materialized logits: at most 3 timed runs (seconds per call) */
+    bench_dev lbd = *bd;
+    if (lbd.reps > 3) lbd.reps = 3;
+    const int64_t LN = small ? 128 : 2048, LD = small ? 256 : 1024, LV = small ? 8000 : 32000;
+    loss_ctx c;
+    memset(&c, 0, sizeof c);
+    c.N = LN, c.D = LD, c.V = LV;
+    float *Hm = host_alloc((size_t)LN * LD * 4), *W = host_alloc((size_t)LV * LD * 4);
+    loss_fill(Hm, (size_t)LN * LD, 1.0f);
+    loss_fill(W, (size_t)LV * LD, 0.1f);
+    int64_t *y = host_alloc((size_t)LN * 8);
+    for (int64_t i = 0; i < LN; i++) y[i] = (int64_t)(rng_next() % (uint64_t)LV);
+    c.Hm = Hm, c.W = W, c.y = y;
+    c.lp = host_alloc((size_t)LN * 4), c.ent = host_alloc((size_t)LN * 4);
+    c.lse = host_alloc((size_t)LN * 4), c.g = host_alloc((size_t)LN * 4);
+    c.h = host_alloc((size_t)LN * 4);
+    for (int64_t i = 0; i < LN; i++) c.g[i] = 1.0f, c.h[i] = 0.01f;
+    c.big = host_alloc((size_t)LN * LV * 4);
+    c.dH = host_alloc((size_t)LN * LD * 4), c.dW = host_alloc((size_t)LV * LD * 4);
+    size_t fws = 0, bws = 0, lws = 0;
+    check_segrl(segrl_linear_logprobs_workspace_size(cpu, LN, LD, LV, SEGRL_DTYPE_F32, NULL, 0, &fws),
+                "segrl_linear_logprobs_workspace_size");
+    check_segrl(segrl_linear_logprobs_workspace_size(cpu, LN, LD, LV, SEGRL_DTYPE_F32, NULL, 1, &bws),
+                "segrl_linear_logprobs_workspace_size");
+    check_segrl(segrl_logprobs_workspace_size(cpu, LN, LV, &lws), "segrl_logprobs_workspace_size");
+    c.lin_ws_bytes = fws > bws ? fws : bws;
+    c.lin_ws = host_alloc(c.lin_ws_bytes);
+    char shape[48];
+    snprintf(shape, sizeof shape, "N=%lld,D=%lld,V=%lld", (long long)LN, (long long)LD, (long long)LV);
+    const double rd = 4.0 * (double)(LN + LV) * (double)LD, NV4 = 4.0 * (double)LN * (double)LV;
+    c.kind = LIN_FUSED;
+    loss_row(&lbd, &c, "linear fwd fused", shape, 0, rd, (double)fws);
+    c.kind = LIN_MAT;
+    loss_row(&lbd, &c, "linear fwd materialized", shape, lws, rd, NV4 + (double)lws);
+    c.kind = LIN_FUSED_FB;
+    loss_row(&lbd, &c, "linear fwd+bwd fused", shape, 0, rd, (double)bws);
+    c.kind = LIN_MAT_FB;
+    loss_row(&lbd, &c, "linear fwd+bwd materialized", shape, lws, rd, NV4 + (double)lws);
+    printf("  working memory %s: fused %.1f MiB forward, %.1f MiB backward (workspace); "
+           "materialized %.1f MiB (N x V logits + workspace)\n",
+           shape, (double)fws / 1048576.0, (double)bws / 1048576.0, (NV4 + (double)lws) / 1048576.0);
+    free(Hm), free(W), free(y), free(c.lp), free(c.ent), free(c.lse), free(c.g), free(c.h);
+    free(c.big), free(c.dH), free(c.dW), free(c.lin_ws);
+}
+
+// ----------------------------------------------------------------------------
 // command line
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: segrl-bench advantage|segment|tree [--small] [--json FILE] "
+            "usage: segrl-bench advantage|segment|tree|loss [--small] [--json FILE] "
             "[--device cpu|cuda|all] [--reps N]\n"
             "  advantage  the estimators of segrl/advantage.h (tokens/s)\n"
             "  segment    partitioners, reduce/scatter, SPO-chain, VinePPO, process rewards,\n"
             "             PRIME (tokens/s)\n"
             "  tree       tree values, advantages, ReST-MCTS* values, episodes (nodes/s)\n"
+            "  loss       fused log-probs + entropy vs the straightforward passes (N=4096,\n"
+            "             V=32000 and 151936), fused linear vs materialized logits (N=2048,\n"
+            "             D=1024, V=32000), with working memory (tokens/s; CPU rows)\n"
             "  --small    advantage, segment: B=64,T=512 and B=256,T=256 instead of B=512,T=4096\n"
             "             and B=4096,T=1024; tree: 10^4 nodes (10 trees, chain of 10^4) instead\n"
             "             of 10^6 (1000 trees of 1000 nodes, chain of 10^5)\n"
             "  --json     also write the rows as a JSON array to FILE\n"
             "  --device   which rows to run (default all: CPU, and CUDA when a GPU is usable)\n"
-            "  --reps     timed runs per row after 2 warm-ups (default 11 CPU, 50 CUDA)\n");
+            "  --reps     timed runs per row after 2 warm-ups (default 11 CPU, 50 CUDA; loss: 5,\n"
+            "             at most 3 for the fused linear rows)\n"
+            "  loss --small: N=64 log-prob rows; fused linear N=128, D=256, V=8000\n");
 }
 
-enum { BENCH_ADVANTAGE, BENCH_SEGMENT, BENCH_TREE };
+enum { BENCH_ADVANTAGE, BENCH_SEGMENT, BENCH_TREE, BENCH_LOSS };
 
 /* Per shape: the rows of each device in bds (the CPU's, then CUDA's), as the advantage benchmark
  * always ran them. */
@@ -1464,6 +1790,10 @@ static void run_shapes(int bench, const bench_dev *bds, int nbd, int small) {
     static const int64_t full[2][2] = {{512, 4096}, {4096, 1024}};
     static const int64_t tiny[2][2] = {{64, 512}, {256, 256}};
     const int64_t(*shapes)[2] = small ? tiny : full;
+    if (bench == BENCH_LOSS) {
+        for (int k = 0; k < nbd; k++) bench_loss(&bds[k], small);
+        return;
+    }
     if (bench == BENCH_TREE) {
         /* forest, then the deep chain */
         for (int si = 0; si < 2; si++) {
@@ -1516,6 +1846,7 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[1], "advantage")) bench = BENCH_ADVANTAGE;
         else if (!strcmp(argv[1], "segment")) bench = BENCH_SEGMENT;
         else if (!strcmp(argv[1], "tree")) bench = BENCH_TREE;
+        else if (!strcmp(argv[1], "loss")) bench = BENCH_LOSS;
     }
     if (bench < 0) {
         if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
@@ -1525,7 +1856,7 @@ int main(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
-    static const char *const BENCH_NAMES[] = {"advantage", "segment", "tree"};
+    static const char *const BENCH_NAMES[] = {"advantage", "segment", "tree", "loss"};
     const char *bname = BENCH_NAMES[bench];
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
@@ -1560,11 +1891,15 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
-    const int cpu_reps = reps ? reps : 11, cuda_reps = reps ? reps : 50;
-    if (bench != BENCH_ADVANTAGE) op_width = 27;
+    const int cpu_reps = reps ? reps : (bench == BENCH_LOSS ? 5 : 11), cuda_reps = reps ? reps : 50;
+    if (bench != BENCH_ADVANTAGE) op_width = bench == BENCH_LOSS ? 33 : 27;
 
     if (bench == BENCH_ADVANTAGE)
         printf("segrl-bench advantage: segrl %s, %s shapes, checks SHAPES unless \"+checks\"\n",
+               segrl_version(), small ? "small" : "full");
+    else if (bench == BENCH_LOSS)
+        printf("segrl-bench loss: segrl %s, %s shapes, checks SHAPES; tokens/s = rows (tokens) per "
+               "second; OpenBLAS as configured by the environment (OPENBLAS_NUM_THREADS)\n",
                segrl_version(), small ? "small" : "full");
     else if (bench == BENCH_SEGMENT)
         printf("segrl-bench segment: segrl %s, %s shapes, checks SHAPES; tokens/s = B*T token "
