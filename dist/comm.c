@@ -160,7 +160,12 @@ static segrl_status sd_env_launch(segrl_comm *c, const char *fn, const char **ad
     *addr = NULL;
     *port = 0;
     if (size > 1) {
-        SD_TRY(sd_env_int(fn, "MASTER_PORT", 1, 1, 65535, &p));
+        /* SEGRL_DIST_PORT, when set, replaces MASTER_PORT: for launchers whose own store
+         * already listens on MASTER_PORT (torchrun's agent store in some versions) */
+        if (getenv("SEGRL_DIST_PORT") && *getenv("SEGRL_DIST_PORT"))
+            SD_TRY(sd_env_int(fn, "SEGRL_DIST_PORT", 1, 1, 65535, &p));
+        else
+            SD_TRY(sd_env_int(fn, "MASTER_PORT", 1, 1, 65535, &p));
         const char *a = getenv("MASTER_ADDR");
         if (!a || !*a)
             return SD_ERR(SEGRL_ERR_INVALID,

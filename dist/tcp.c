@@ -154,8 +154,12 @@ static segrl_status sd_listen(const char *fn, int port, int backlog, int *out_fd
             close(fd);
         }
     freeaddrinfo(res);
-    return SD_ERR(SEGRL_ERR_COMM, "%s: MASTER_PORT: rank 0 cannot listen on port %d: %s", fn, port,
-                  strerror(err));
+    return SD_ERR(SEGRL_ERR_COMM,
+                  "%s: MASTER_PORT: rank 0 cannot listen on port %d: %s%s", fn, port,
+                  strerror(err),
+                  err == EADDRINUSE ? " (if the launcher itself listens there, set SEGRL_DIST_PORT "
+                                      "to a free port on every rank)"
+                                    : "");
 }
 
 static segrl_status sd_connect(const char *fn, const char *addr, int port, double deadline,

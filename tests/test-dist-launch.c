@@ -6,6 +6,9 @@
  *   test-dist-launch <np> ok   <program> [args...]   every rank must exit 0
  *   test-dist-launch <np> dies <program> [args...]   the last rank exits 3 on purpose; the others
  *                                                    must exit 0 (they checked their own error)
+ *   test-dist-launch <np> busy <program> [args...]   as ok, but MASTER_PORT is held by this
+ *                                                    launcher (as torchrun's agent store may) and
+ *                                                    SEGRL_DIST_PORT names the port to use
  * A run that passes the deadline (60 s) is killed and fails: a hang is a failure. */
 #define _POSIX_C_SOURCE 200809L
 
@@ -20,7 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static int free_port(void) {
+/* a free loopback port; keep != NULL: the socket stays open and listening in *keep */
+static int free_port_keep(int *keep) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a;
     memset(&a, 0, sizeof a);
@@ -32,9 +36,15 @@ static int free_port(void) {
         perror("free_port");
         exit(2);
     }
-    close(fd);
+    if (keep) {
+        listen(fd, 4);
+        *keep = fd;
+    } else {
+        close(fd);
+    }
     return ntohs(a.sin_port);
 }
+static int free_port(void) { return free_port_keep(NULL); }
 
 static double now_s(void) {
     struct timespec ts;
@@ -48,10 +58,12 @@ int main(int argc, char **argv) {
         return 2;
     }
     const int np = atoi(argv[1]);
-    const int dies = !strcmp(argv[2], "dies");
+    const int dies = !strcmp(argv[2], "dies"), busy = !strcmp(argv[2], "busy");
     if (np < 1 || np > 16) return 2;
-    char port[16], ws[16];
-    snprintf(port, sizeof port, "%d", free_port());
+    char port[16], ws[16], sport[16];
+    int held = -1;
+    snprintf(port, sizeof port, "%d", busy ? free_port_keep(&held) : free_port());
+    snprintf(sport, sizeof sport, "%d", free_port());
     snprintf(ws, sizeof ws, "%d", np);
     pid_t pid[16];
     for (int r = np - 1; r >= 0; r--) {
@@ -70,6 +82,8 @@ int main(int argc, char **argv) {
             setenv("MASTER_ADDR", "127.0.0.1", 1);
             setenv("MASTER_PORT", port, 1);
             unsetenv("OMPI_COMM_WORLD_SIZE");
+            if (busy) setenv("SEGRL_DIST_PORT", sport, 1);
+            else unsetenv("SEGRL_DIST_PORT");
             execv(argv[3], argv + 3);
             perror("execv");
             _exit(127);
@@ -105,6 +119,7 @@ int main(int argc, char **argv) {
             failed++;
         }
     }
+    if (held >= 0) close(held);
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }

@@ -12,6 +12,7 @@
  *                                     the last rank exits before an all-reduce: the others must
  *                                     fail with SEGRL_ERR_COMM, at once when its connection is
  *                                     seen to close (TCP), else within the timeout (MPI)
+ *   test-dist bench                   all-reduce timings (docs/distributed.md), not a test
  * Every rank counts its checks; rank 0 prints the totals as the last line. */
 #define _POSIX_C_SOURCE 200809L
 
@@ -575,6 +576,51 @@ static int test_dies(double timeout, const char *expect) {
     return h_fail ? 1 : 0;
 }
 
+// ----------------------------------------------------------------------------
+// timing (not a ctest): median all-reduce time per size, as nccl-tests reports it:
+//   algbw = bytes / t,   busbw = algbw * 2 (W - 1) / W   (the bytes a ring moves per rank)
+
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int bench(void) {
+    const int64_t sizes[] = {256, 4096, 65536, 1 << 20, 1 << 22, 1 << 24}; /* f32 elements */
+    if (rank_ == 0)
+        printf("# all-reduce (sum, f32) over %s, %d ranks: bytes, median us, algbw GB/s, busbw GB/s\n",
+               segrl_comm_backend(comm), size_);
+    for (int si = 0; si < 6; si++) {
+        const int64_t n = sizes[si];
+        float *x = h_alloc((size_t)n * 4);
+        for (int64_t i = 0; i < n; i++) x[i] = (float)(i % 3);
+        const int reps = n >= (1 << 22) ? 7 : 25;
+        double t[25];
+        for (int r = -2; r < reps; r++) { /* two warm-up calls */
+            segrl_comm_barrier(comm);
+            double t0 = now_s();
+            segrl_status st = segrl_comm_allreduce(comm, v1(x, SEGRL_DTYPE_F32, n), SEGRL_REDUCE_SUM, NULL,
+                                                   v1(x, SEGRL_DTYPE_F32, n));
+            double el = now_s() - t0;
+            /* the slowest rank's time */
+            segrl_comm_allreduce(comm, v1(&el, SEGRL_DTYPE_F64, 1), SEGRL_REDUCE_MAX, NULL, v1(&el, SEGRL_DTYPE_F64, 1));
+            if (st != SEGRL_OK) {
+                printf("bench: %s\n", segrl_last_error());
+                return 1;
+            }
+            if (r >= 0) t[r] = el;
+        }
+        qsort(t, (size_t)reps, sizeof(double), cmp_d);
+        const double med = t[reps / 2], bytes = (double)n * 4;
+        if (rank_ == 0)
+            printf("%12.0f %12.1f %10.3f %10.3f\n", bytes, med * 1e6, bytes / med / 1e9,
+                   bytes / med / 1e9 * 2.0 * (size_ - 1) / size_);
+        free(x);
+    }
+    segrl_comm_free(comm);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "collectives";
     segrl_comm_opts o = segrl_comm_opts_default();
@@ -606,6 +652,7 @@ int main(int argc, char **argv) {
         return finish_all();
     }
     if (!strcmp(mode, "stuck")) return test_stuck(o.timeout_s);
+    if (!strcmp(mode, "bench")) return bench();
     if (!strcmp(mode, "dies")) return test_dies(o.timeout_s, argc > 3 ? argv[3] : "closed");
     printf("unknown mode %s\n0 passed, 1 failed\n", mode);
     return 1;
