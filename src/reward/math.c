@@ -1,7 +1,8 @@
 /* math.c — the MATH verifier (Hendrycks et al. 2021, arXiv 2103.03874), with the answer
- * normalization described for Minerva (Lewkowycz et al. 2022, arXiv 2206.14858, appendix D.1) and
- * the equivalence classes of PRM800K's grader (Lightman et al. 2023, arXiv 2305.20050). Written
- * for segrl from those descriptions; docs/rewards.md lists the rules.
+ * normalization described for Minerva (Lewkowycz et al. 2022, arXiv 2206.14858, its appendix on
+ * final-answer normalization) and the equivalence classes of PRM800K's grader (Lightman et al.
+ * 2023, arXiv 2305.20050). Written for segrl from those descriptions; docs/rewards.md lists the
+ * rules and where they differ.
  *
  * Extraction: the last \boxed{...} / \fbox{...} with balanced braces, else the text after the last
  * "final answer is" ($...$ or up to the end of the sentence), else the last number (a/b kept).

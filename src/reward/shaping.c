@@ -42,7 +42,7 @@ static segrl_status fmt_score(void *user, const segrl_reward_sample *s, int64_t 
             out[i] = f->miss;
             d.reason = SEGRL_REWARD_FORMAT_MISMATCH;
             if (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT ||
-                rc == PCRE2_ERROR_HEAPLIMIT)
+                rc == PCRE2_ERROR_HEAPLIMIT || rc == PCRE2_ERROR_JIT_STACKLIMIT)
                 snprintf(d.message, sizeof d.message, "match limit reached: counted as no match");
         }
         if (det) det[i] = d;
