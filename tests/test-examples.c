@@ -1,13 +1,16 @@
 /* test-examples.c — the example trainers' shared pieces (examples/common): RNG and timers, the
  * synthetic dataset, the GSM8K/MATH loaders, the config parser, the metrics writer, the progress
  * line and the gnuplot plots. Files go to a fresh folder under the working directory. */
-#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700
 #include "harness.h"
 
 #include "ex.h"
 
+#include <segrl/reward.h>
+
 #include <cjson/cJSON.h>
 #include <stdlib.h>
+#include <ftw.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -356,6 +359,48 @@ static void test_synth(void) {
           "meta.json");
     cJSON_Delete(mj);
     free(meta);
+    ex_synth_set_free(&s);
+}
+
+/* The demo's premise: segrl's GSM8K verifier, given the true answer, accepts every clean worked
+ * solution and rejects every one with a slip. */
+static void test_synth_verifier(void) {
+    ex_synth_opts o = ex_synth_opts_default();
+    o.num_train = 1000;
+    o.num_test = 10;
+    o.noise = 0.3;
+    ex_synth_set s;
+    if (ex_synth_generate(&o, &s) != SEGRL_OK) {
+        CHECK(0, "generate: %s", segrl_last_error());
+        return;
+    }
+    segrl_gsm8k_opts go = segrl_gsm8k_defaults();
+    segrl_reward *rw = NULL;
+    CHECK(segrl_reward_gsm8k(&go, &rw) == SEGRL_OK, "gsm8k reward: %s", segrl_last_error());
+    segrl_reward_sample *smp = h_alloc(1000 * sizeof *smp);
+    char(*ans)[24] = h_alloc(1000 * sizeof *ans);
+    float *score = h_alloc(1000 * sizeof *score);
+    for (int i = 0; i < 1000; i++) {
+        snprintf(ans[i], sizeof ans[i], "%lld", (long long)s.train[i].answer);
+        smp[i].prompt = s.train[i].question;
+        smp[i].response = s.train[i].solution;
+        smp[i].answer = ans[i];
+    }
+    segrl_reward_run run = {1, 1, -1, 0};
+    if (rw && segrl_reward_score(rw, smp, 1000, &run, score, NULL) == SEGRL_OK) {
+        int bad = 0, noisy = 0;
+        for (int i = 0; i < 1000; i++) {
+            noisy += s.train[i].noisy;
+            bad += score[i] != (s.train[i].noisy ? 0.0f : 1.0f);
+        }
+        CHECK(bad == 0 && noisy > 200, "verifier disagrees on %d of 1000 (%d noisy)", bad, noisy);
+    } else {
+        CHECK(0, "score: %s", segrl_last_error());
+    }
+    segrl_reward_free(rw);
+    free(smp);
+    free(ans);
+    free(score);
     ex_synth_set_free(&s);
 }
 
@@ -807,21 +852,29 @@ static void test_plot(void) {
     }
 }
 
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "test-examples-XXXXXX");
     if (!mkdtemp(tmpdir)) {
         printf("cannot create a temporary folder\n");
         return 2;
     }
-    printf("files in %s\n", tmpdir);
+    printf("files in %s (removed when every check passes)\n", tmpdir);
     test_rng();
     test_time();
     test_sampler();
     test_synth();
+    test_synth_verifier();
     test_answers();
     test_loaders();
     test_config();
     test_metrics();
     test_plot();
+    /* the files stay for a look when something failed */
+    if (h_fail == 0) nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     return h_finish();
 }
