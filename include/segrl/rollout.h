@@ -108,6 +108,14 @@ typedef enum segrl_rollout_method {
     SEGRL_ROLLOUT_VINEPPO = 3,
 } segrl_rollout_method;
 
+/* How the adaptive budget picks the prefix for the next rollout (docs/rollout.md). */
+typedef enum segrl_mc_rule {
+    /* the largest drop of the squared Wilson width, w(p, n)^2 - w(p, n + 1)^2 (default) */
+    SEGRL_MC_RULE_VARIANCE = 0,
+    /* the widest Wilson interval, w(p, n) (measured worse than fixed K; kept for comparison) */
+    SEGRL_MC_RULE_WIDEST = 1,
+} segrl_mc_rule;
+
 #define SEGRL_ROLLOUT_MAX_LEVELS 16
 
 typedef struct segrl_rollout_config {
@@ -130,6 +138,7 @@ typedef struct segrl_rollout_config {
     int32_t mc_initial;  /* k0 >= 1, <= mc_samples; default 2 */
     int32_t mc_batch;    /* rollouts per adaptive round; 0: U (default) */
     float mc_z;          /* Wilson interval z of the rule; default 1.96 */
+    int32_t mc_rule;     /* segrl_mc_rule; default SEGRL_MC_RULE_VARIANCE */
 
     /* SPO_CHAIN */
     segrl_cutpoint_opts cutpoints; /* tau 0.9, k 5 (SPO's cutpoint count), no cap */

@@ -122,6 +122,9 @@ static segrl_status check_config(const char *fn, const segrl_rollout_config *c) 
                                fn, c->mc_batch);
             if (!(c->mc_z > 0) || !isfinite(c->mc_z))
                 return sg_fail(SEGRL_ERR_INVALID, "%s: config->mc_z: must be finite and > 0", fn);
+            if (c->mc_rule != SEGRL_MC_RULE_VARIANCE && c->mc_rule != SEGRL_MC_RULE_WIDEST)
+                return sg_fail(SEGRL_ERR_INVALID, "%s: config->mc_rule: unknown rule %d", fn,
+                               c->mc_rule);
         }
     }
     if (c->method == SEGRL_ROLLOUT_SPO_CHAIN) {
@@ -656,7 +659,7 @@ static segrl_status advance_mc(segrl_rollout *r, const char *fn) {
             goto done;
         }
         for (int64_t u = 0; u < U; u++) mean[u] = (float)(sum[u] / (double)cnt[u]);
-        st = segrl_mc_allocate(mean, cnt, U, batch, r->cfg.mc_z, add);
+        st = ro_mc_allocate(mean, cnt, U, batch, r->cfg.mc_z, r->cfg.mc_rule, add, fn);
         if (st) goto done;
         ro_round next;
         st = mc_plan(r, b, r->u_seq, r->u_len, U, add, r->st.rounds + 1, &next, fn);

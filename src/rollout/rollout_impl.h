@@ -67,4 +67,8 @@ static inline uint64_t ro_mix(uint64_t x) {
 /* Wilson score interval width for a mean p (clipped to [0, 1]) of n >= 1 Bernoulli draws. */
 double ro_wilson_width(double p, double n, double z);
 
+/* segrl_mc_allocate with a segrl_mc_rule (arguments already valid). */
+segrl_status ro_mc_allocate(const float *mean, const int64_t *count, int64_t n, int64_t batch,
+                            float z, int32_t rule, int64_t *out_add, const char *fn);
+
 #endif /* SEGRL_ROLLOUT_IMPL_H */

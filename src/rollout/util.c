@@ -116,8 +116,10 @@ double ro_wilson_width(double p, double n, double z) {
  * greedily (the marginal rule behind Neyman allocation, n_i proportional to sigma_i). Giving it to
  * the widest interval instead (equalizing the widths, n_i proportional to sigma_i^2) measured
  * worse than fixed K; see docs/rollout.md. */
-static double ro_gain(double p, double n, double z) {
-    double w0 = ro_wilson_width(p, n, z), w1 = ro_wilson_width(p, n + 1, z);
+static double ro_gain(double p, double n, double z, int32_t rule) {
+    double w0 = ro_wilson_width(p, n, z);
+    if (rule == SEGRL_MC_RULE_WIDEST) return w0;
+    double w1 = ro_wilson_width(p, n + 1, z);
     return w0 * w0 - w1 * w1;
 }
 
@@ -140,6 +142,11 @@ segrl_status segrl_mc_allocate(const float *mean, const int64_t *count, int64_t 
             return sg_fail(SEGRL_ERR_INVALID, "%s: mean: element %lld is not finite", fn,
                            (long long)i);
     }
+    return ro_mc_allocate(mean, count, n, batch, z, SEGRL_MC_RULE_VARIANCE, out_add, fn);
+}
+
+segrl_status ro_mc_allocate(const float *mean, const int64_t *count, int64_t n, int64_t batch,
+                            float z, int32_t rule, int64_t *out_add, const char *fn) {
     int64_t *add = ro_zalloc(n, sizeof(int64_t));
     double *w = ro_zalloc(n, sizeof(double));
     if (!add || !w) {
@@ -147,7 +154,7 @@ segrl_status segrl_mc_allocate(const float *mean, const int64_t *count, int64_t 
         segrl_free(w);
         return sg_fail(SEGRL_ERR_ALLOC, "%s: out of memory (n = %lld)", fn, (long long)n);
     }
-    for (int64_t i = 0; i < n; i++) w[i] = ro_gain(mean[i], (double)count[i], z);
+    for (int64_t i = 0; i < n; i++) w[i] = ro_gain(mean[i], (double)count[i], z, rule);
     /* one rollout at a time to the largest gain; the mean stays, the count grows. A linear
      * scan per rollout: batch * n, small next to the generation it plans. */
     for (int64_t k = 0; k < batch; k++) {
@@ -155,7 +162,7 @@ segrl_status segrl_mc_allocate(const float *mean, const int64_t *count, int64_t 
         for (int64_t i = 1; i < n; i++)
             if (w[i] > w[best]) best = i;
         add[best]++;
-        w[best] = ro_gain(mean[best], (double)(count[best] + add[best]), z);
+        w[best] = ro_gain(mean[best], (double)(count[best] + add[best]), z, rule);
     }
     memcpy(out_add, add, (size_t)n * sizeof(int64_t));
     segrl_free(add);
