@@ -97,6 +97,13 @@ static void test_rng(void) {
     CHECK(lo >= 0 && hi < 1, "uniform in [0, 1)");
     CHECK(fabs(sum / 1e5) < 0.02 && fabs(sq / 1e5 - 1) < 0.03, "normal mean %g var %g", sum / 1e5,
           sq / 1e5);
+    char hex[65];
+    ex_rng saved = a, back;
+    ex_rng_save(&a, hex);
+    CHECK(strlen(hex) == 64 && ex_rng_load(&back, hex) == 0 && ex_rng_u64(&back) == ex_rng_u64(&saved),
+          "rng state save/load");
+    CHECK(ex_rng_load(&back, "12") == -1 && ex_rng_load(&back, "0000000000000000000000000000000000000000000000000000000000000000") == -1,
+          "bad rng states refused");
     int64_t perm[50], seen[50] = {0};
     for (int i = 0; i < 50; i++) perm[i] = i;
     ex_rng_shuffle_i64(&a, perm, 50);
@@ -146,6 +153,22 @@ static void test_sampler(void) {
     CHECK(ex_make_dirs(tpath("a/b/c")) == 0 && ex_make_dirs(tpath("a/b/c")) == 0, "make dirs");
     struct stat sb;
     CHECK(stat(tpath("a/b/c"), &sb) == 0 && S_ISDIR(sb.st_mode), "dirs exist");
+}
+
+static void test_stats(void) {
+    double x[] = {1e9 + 1, 1e9 + 2, 1e9 + 3, 1e9 + 4}, m, sd;
+    ex_mean_std(x, 4, &m, &sd);
+    CHECK(m == 1e9 + 2.5 && fabs(sd - sqrt(5.0 / 3.0)) < 1e-6, "mean %.17g std %.17g", m, sd);
+    ex_mean_std(x, 1, &m, &sd);
+    CHECK(m == 1e9 + 1 && sd == 0, "one value");
+    double lo, hi;
+    /* 15% of 200 (the calibration's test set): about +-5 points at 95% */
+    ex_wilson_interval(30, 200, 1.96, &lo, &hi);
+    CHECK(fabs(lo - 0.1071353) < 1e-6 && fabs(hi - 0.2060569) < 1e-6, "wilson [%g, %g]", lo, hi);
+    ex_wilson_interval(0, 10, 1.96, &lo, &hi);
+    CHECK(lo == 0 && hi > 0.27 && hi < 0.28, "wilson at 0: [%g, %g]", lo, hi);
+    ex_wilson_interval(0, 0, 1.96, &lo, &hi);
+    CHECK(lo == 0 && hi == 1, "wilson n = 0");
 }
 
 static void test_time(void) {
@@ -867,6 +890,7 @@ int main(void) {
     test_rng();
     test_time();
     test_sampler();
+    test_stats();
     test_synth();
     test_synth_verifier();
     test_answers();

@@ -42,6 +42,21 @@ int64_t ex_rng_int(ex_rng *r, int64_t lo, int64_t hi);
 double ex_rng_normal(ex_rng *r);
 /* Fisher-Yates shuffle of n int64 values in place. */
 void ex_rng_shuffle_i64(ex_rng *r, int64_t *a, int64_t n);
+/* The state as 64 hex digits (buf: at least 65 bytes), for checkpoints (JSON numbers cannot hold
+ * 64-bit integers exactly), and back: ex_rng_load returns 0, or -1 (r untouched) when s is not
+ * 64 hex digits or is all zero. */
+char *ex_rng_save(const ex_rng *r, char *buf);
+int ex_rng_load(ex_rng *r, const char *s);
+
+// ----------------------------------------------------------------------------
+// statistics for reports
+
+/* Mean and sample standard deviation (n - 1 in the denominator; 0 when n < 2) of x[0..n). */
+void ex_mean_std(const double *x, int64_t n, double *out_mean, double *out_std);
+/* Wilson score interval for k successes in n trials at normal quantile z (1.96: 95%):
+ *   c = (p + z^2/2n) / (1 + z^2/n),  h = z sqrt(p(1-p)/n + z^2/4n^2) / (1 + z^2/n),  [c-h, c+h]
+ * (Wilson 1927). n == 0 gives [0, 1]. */
+void ex_wilson_interval(int64_t k, int64_t n, double z, double *out_lo, double *out_hi);
 
 // ----------------------------------------------------------------------------
 // data order

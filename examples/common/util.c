@@ -78,6 +78,58 @@ void ex_rng_shuffle_i64(ex_rng *r, int64_t *a, int64_t n) {
     }
 }
 
+char *ex_rng_save(const ex_rng *r, char *buf) {
+    for (int i = 0; i < 4; i++) snprintf(buf + 16 * i, 17, "%016llx", (unsigned long long)r->s[i]);
+    return buf;
+}
+
+int ex_rng_load(ex_rng *r, const char *s) {
+    if (!s || strlen(s) != 64) return -1;
+    ex_rng t;
+    for (int i = 0; i < 4; i++) {
+        uint64_t v = 0;
+        for (int j = 0; j < 16; j++) {
+            char c = s[16 * i + j];
+            int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                    : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+            if (d < 0) return -1;
+            v = v << 4 | (uint64_t)d;
+        }
+        t.s[i] = v;
+    }
+    if (!(t.s[0] | t.s[1] | t.s[2] | t.s[3])) return -1;
+    *r = t;
+    return 0;
+}
+
+// ----------------------------------------------------------------------------
+// statistics
+
+void ex_mean_std(const double *x, int64_t n, double *out_mean, double *out_std) {
+    double m = 0, ss = 0;
+    for (int64_t i = 0; i < n; i++) { /* Welford's update: stable for any offset */
+        double d = x[i] - m;
+        m += d / (double)(i + 1);
+        ss += d * (x[i] - m);
+    }
+    if (out_mean) *out_mean = n > 0 ? m : 0;
+    if (out_std) *out_std = n > 1 ? sqrt(ss / (double)(n - 1)) : 0;
+}
+
+void ex_wilson_interval(int64_t k, int64_t n, double z, double *out_lo, double *out_hi) {
+    if (n <= 0) {
+        *out_lo = 0;
+        *out_hi = 1;
+        return;
+    }
+    double p = (double)k / (double)n, z2 = z * z, nn = (double)n;
+    double den = 1 + z2 / nn;
+    double c = (p + z2 / (2 * nn)) / den;
+    double h = z * sqrt(p * (1 - p) / nn + z2 / (4 * nn * nn)) / den;
+    *out_lo = c - h < 0 ? 0 : c - h;
+    *out_hi = c + h > 1 ? 1 : c + h;
+}
+
 // ----------------------------------------------------------------------------
 // data order
 
