@@ -561,7 +561,70 @@ static void test_train(void) {
     free(c);
 }
 
+// ----------------------------------------------------------------------------
+// throughput: the fixture texts and the training corpus repeated to ~8 MB
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int bench(void) {
+    char *cases = slurp(fix("cases.json"), NULL);
+    if (!cases) return 2;
+    cJSON *root = cJSON_Parse(cases);
+    free(cases);
+    size_t cn;
+    char *corpus = train_corpus(&cn);
+    size_t cap = 9u << 20, n = 0;
+    char *text = h_alloc(cap);
+    while (n < (8u << 20)) {
+        for (const cJSON *t = cJSON_GetObjectItem(root, "texts")->child; t; t = t->next) {
+            size_t l = strlen(t->valuestring);
+            if (n + l + 1 > cap) break;
+            memcpy(text + n, t->valuestring, l);
+            n += l;
+            text[n++] = '\n';
+        }
+        size_t l = cn < cap - n ? cn : cap - n;
+        memcpy(text + n, corpus, l);
+        n += l;
+    }
+    cJSON_Delete(root);
+    free(corpus);
+    char trained[400];
+    snprintf(trained, sizeof trained, "/tmp/segrl-bench-trained-%d.json", (int)getpid());
+    if (write_trained(trained)) return 2;
+    const char *files[] = {"qwen2.json", "llama3.json", "gpt2.json", trained};
+    for (int f = 0; f < 4; f++) {
+        segrl_tokenizer *tok = load_fixture(files[f]);
+        if (!tok) return 1;
+        double best = 1e30;
+        int64_t m = 0;
+        for (int rep = 0; rep < 3; rep++) {
+            int32_t *ids = NULL;
+            double t0 = now_s();
+            segrl_tokenizer_encode(tok, text, n, 0, &ids, &m);
+            double dt = now_s() - t0;
+            if (dt < best) best = dt;
+            segrl_free(ids);
+        }
+        printf("encode %-12s vocab %5lld: %.1f MB in %.3f s = %.1f MB/s (%.2f bytes/token)\n",
+               f == 3 ? "trained" : files[f], (long long)segrl_tokenizer_vocab_size(tok),
+               (double)n / 1e6, best, (double)n / 1e6 / best, (double)n / (double)m);
+        segrl_tokenizer_free(tok);
+    }
+    unlink(trained);
+    free(text);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc >= 2 && strcmp(argv[1], "--bench") == 0) {
+        if (argc >= 3) g_fix = argv[2];
+        return bench();
+    }
     if (argc >= 3 && strcmp(argv[1], "--write-trained") == 0) return write_trained(argv[2]);
     if (argc >= 2 && argv[1][0] != '-') g_fix = argv[1];
     test_fixtures();

@@ -628,12 +628,58 @@ static void tk_bpe(const segrl_tokenizer *t, const uint8_t *p, int64_t n, tk_scr
 // ----------------------------------------------------------------------------
 // encode
 
+/* A per-call cache of short pieces' encodings (words repeat: most pieces of a long text were
+ * seen before). Direct-mapped; only for texts long enough to repay its allocation. */
+#define TK_CACHE_MAX 16 /* bytes per cached piece */
+#define TK_CACHE_MIN_TEXT 4096
+
+typedef struct tk_centry {
+    uint32_t hash;
+    uint8_t len, nids;
+    char bytes[TK_CACHE_MAX];
+    int32_t ids[TK_CACHE_MAX];
+} tk_centry;
+
 typedef struct tk_work {
     tk_bytes buf;
     pcre2_match_data *md;
     tk_pieces pa, pb;
     tk_scratch sc;
+    tk_centry *cache; /* or NULL */
+    uint32_t cmask;
 } tk_work;
+
+static uint32_t tk_piece_hash(const uint8_t *p, int64_t n) {
+    uint32_t h = 2166136261u;
+    for (int64_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 16777619u;
+    return h;
+}
+
+/* BPE of one piece through the cache. */
+static void tk_piece(const segrl_tokenizer *t, tk_work *w, const uint8_t *p, int64_t n,
+                     tk_ids *out) {
+    if (!w->cache || n > TK_CACHE_MAX) {
+        tk_bpe(t, p, n, &w->sc, out);
+        return;
+    }
+    uint32_t h = tk_piece_hash(p, n);
+    tk_centry *e = &w->cache[h & w->cmask];
+    if (e->len == n && e->hash == h && memcmp(e->bytes, p, (size_t)n) == 0) {
+        for (int i = 0; i < e->nids; i++)
+            tk_ids_push(out, e->ids[i]);
+        return;
+    }
+    int64_t before = out->n;
+    tk_bpe(t, p, n, &w->sc, out);
+    int64_t k = out->n - before;
+    if (out->oom || k > TK_CACHE_MAX) return;
+    e->hash = h;
+    e->len = (uint8_t)n;
+    e->nids = (uint8_t)k;
+    memcpy(e->bytes, p, (size_t)n);
+    memcpy(e->ids, out->p + before, (size_t)k * sizeof *e->ids);
+}
 
 static void tk_work_free(tk_work *w) {
     tk_bytes_free(&w->buf);
@@ -642,6 +688,7 @@ static void tk_work_free(tk_work *w) {
     tk_pieces_free(&w->pb);
     segrl_free(w->sc.sym);
     segrl_free(w->sc.heap);
+    segrl_free(w->cache);
 }
 
 static segrl_status tk_segment(const segrl_tokenizer *t, const char *fn, const char *text,
@@ -653,7 +700,7 @@ static segrl_status tk_segment(const segrl_tokenizer *t, const char *fn, const c
     if (r == -1) return sg_fail(SEGRL_ERR_INVALID, "%s: text: the split regex failed to match", fn);
     if (r != 0) return sg_fail(SEGRL_ERR_ALLOC, "%s: out of memory", fn);
     for (int64_t i = 0; i < w->pa.n; i++)
-        tk_bpe(t, (const uint8_t *)w->buf.p + w->pa.off[i], w->pa.len[i], &w->sc, out);
+        tk_piece(t, w, (const uint8_t *)w->buf.p + w->pa.off[i], w->pa.len[i], out);
     if (w->sc.oom || out->oom) return sg_fail(SEGRL_ERR_ALLOC, "%s: out of memory", fn);
     return SEGRL_OK;
 }
@@ -683,6 +730,16 @@ segrl_status tk_encode(const segrl_tokenizer *t, const char *fn, const char *tex
     memset(&w, 0, sizeof w);
     w.md = pcre2_match_data_create(4, NULL);
     if (!w.md) return sg_fail(SEGRL_ERR_ALLOC, "%s: out of memory", fn);
+    if (len >= TK_CACHE_MIN_TEXT) { /* about one slot per 16 bytes of text, at most 8192 */
+        uint32_t slots = 256;
+        while (slots < 8192 && slots * 16 < len)
+            slots *= 2;
+        w.cache = segrl_malloc(slots * sizeof *w.cache);
+        if (w.cache) { /* without it: slower, same result */
+            memset(w.cache, 0, slots * sizeof *w.cache);
+            w.cmask = slots - 1;
+        }
+    }
     const uint8_t *s = (const uint8_t *)text;
     int64_t n = (int64_t)len, seg = 0, i = 0;
     segrl_status st = SEGRL_OK;
