@@ -100,7 +100,8 @@ double ex_progress_eta(const ex_progress *p, int64_t step);
 int ex_plot_available(char *buf, size_t cap);
 
 /* One PNG with one panel per key (a grid, 2 columns), each key against x_key ("step", "wall_s",
- * or another key). Keys that the file never has are left out; SEGRL_ERR_INVALID when none is
+ * or another key); a series of 40 points or more is drawn thin with a centered moving average
+ * (n/40 points each side) over it. Keys that the file never has are left out; SEGRL_ERR_INVALID when none is
  * there. Writes the gnuplot script beside the image (out_png with ".gp" for ".png", data inline)
  * and runs it. Errors: SEGRL_ERR_UNSUPPORTED when gnuplot is not installed (message says so:
  * callers print it and go on), SEGRL_ERR_INVALID for a bad file or when gnuplot fails (its first

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #define MAX_NAMES 128
@@ -298,6 +299,11 @@ void ex_progress_update(ex_progress *p, int64_t step, const char *extra) {
     if (p->live) {
         if (step < p->total && p->last_draw >= 0 && now - p->last_draw < 0.1) return;
         format_line(p, step, extra, 1);
+        /* a line wider than the terminal would wrap and "\r" could no longer redraw it */
+        struct winsize ws;
+        if (ioctl(fileno(p->out), TIOCGWINSZ, &ws) == 0 && ws.ws_col > 8 &&
+            strlen(p->line) >= ws.ws_col)
+            p->line[ws.ws_col - 1] = 0;
         /* "\r" + erase to end of line: a shorter line leaves nothing behind */
         fprintf(p->out, "\r\033[K%s", p->line);
         fflush(p->out);

@@ -68,10 +68,25 @@ static void put_terminal(FILE *f, int w, int h, const char *png) {
     fputc('\n', f);
 }
 
-static void put_block(FILE *f, int id, const double *x, const double *y, int64_t n) {
+/* Points of one series; with 40 points or more a third column holds a centered moving average
+ * over w = n / 20 points on each side (RL curves are noisy), drawn over the raw line. Returns 1
+ * when the smoothed column was written. */
+static int put_block(FILE *f, int id, const double *x, const double *y, int64_t n) {
+    int smooth = n >= 40;
+    int64_t w = n / 40;
     fprintf(f, "$d%d << EOD\n", id);
-    for (int64_t i = 0; i < n; i++) fprintf(f, "%.10g %.10g\n", x[i], y[i]);
+    for (int64_t i = 0; i < n; i++) {
+        fprintf(f, "%.10g %.10g", x[i], y[i]);
+        if (smooth) {
+            int64_t lo = i - w < 0 ? 0 : i - w, hi = i + w >= n ? n - 1 : i + w;
+            double s = 0;
+            for (int64_t j = lo; j <= hi; j++) s += y[j];
+            fprintf(f, " %.10g", s / (double)(hi - lo + 1));
+        }
+        fputc('\n', f);
+    }
     fprintf(f, "EOD\n");
+    return smooth;
 }
 
 /* runs gnuplot on the script; stderr goes to a log whose first lines make the error message */
@@ -143,14 +158,16 @@ segrl_status ex_plot_metrics(const char *jsonl, const char *const *keys, int32_t
     fprintf(f, "# written by ex_plot_metrics from %s; rerun with: gnuplot <this file>\n", jsonl);
     /* data first: only the keys present become panels */
     int32_t *present = calloc((size_t)num_keys, sizeof *present);
+    int *smoothed = calloc((size_t)num_keys, sizeof *smoothed);
     int32_t np = 0;
-    segrl_status st = present ? SEGRL_OK : segrl_set_error(SEGRL_ERR_ALLOC, "%s: out of memory", fn);
+    segrl_status st = present && smoothed ? SEGRL_OK
+                                          : segrl_set_error(SEGRL_ERR_ALLOC, "%s: out of memory", fn);
     for (int32_t k = 0; st == SEGRL_OK && k < num_keys; k++) {
         double *x = NULL, *y = NULL;
         int64_t n = 0;
         st = ex_metrics_read_series(jsonl, x_key, keys[k], &x, &y, &n);
         if (st == SEGRL_OK && n > 0) {
-            put_block(f, k, x, y, n);
+            smoothed[k] = put_block(f, k, x, y, n);
             present[np++] = k;
         }
         free(x);
@@ -168,11 +185,18 @@ segrl_status ex_plot_metrics(const char *jsonl, const char *const *keys, int32_t
             put_quoted(f, keys[present[i]]);
             fprintf(f, "\nset xlabel ");
             put_quoted(f, x_key);
-            fprintf(f, "\nplot $d%d using 1:2 with linespoints pt 7 ps 0.4 lw 1.5\n", present[i]);
+            if (smoothed[present[i]])
+                fprintf(f, "\nplot $d%d using 1:2 with lines lw 1 lc rgb '#b0b0d8', "
+                           "$d%d using 1:3 with lines lw 2.5 lc rgb '#3040a0'\n",
+                        present[i], present[i]);
+            else
+                fprintf(f, "\nplot $d%d using 1:2 with linespoints pt 7 ps 0.5 lw 1.5 "
+                           "lc rgb '#3040a0'\n", present[i]);
         }
         fprintf(f, "unset multiplot\nset output\n");
     }
     free(present);
+    free(smoothed);
     if (fclose(f) != 0 && st == SEGRL_OK)
         st = segrl_set_error(SEGRL_ERR_INVALID, "%s: %s: cannot write", fn, script);
     if (st == SEGRL_OK) st = run_gnuplot(fn, gnuplot, script, out_png);
