@@ -95,6 +95,8 @@ static const ex_cfg_key keys[] = {
     {"spo.mc_samples", I, "4", NULL, 1, 4096, "spo-chain, vineppo: Monte Carlo continuations per boundary (K)"},
     {"spo.mc_adaptive", B, "false", NULL, 0, 0, "spend K x boundaries rollouts where the value is most uncertain (Wilson interval)"},
     {"spo.mc_initial", I, "2", NULL, 1, 4096, "adaptive budget: rollouts every boundary gets first"},
+    {"spo.mc_batch", I, "0", NULL, 0, 1e9, "adaptive budget: rollouts per allocation round (0: one per boundary)"},
+    {"spo.mc_z", F, "1.96", NULL, 0.01, 10, "adaptive budget: Wilson interval z"},
     {"spo.prob_mask_tau", F, "0.9", NULL, 0, 1, "spo-chain: probability mask threshold"},
     {"spo.tree_branching", L, "6-6-6", NULL, 0, 0, "spo-tree: children per node at each level"},
     {"spo.segment_len", I, "30", NULL, 1, 1048576, "spo-tree: tokens per tree segment (the last level runs to the end)"},
