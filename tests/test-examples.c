@@ -756,6 +756,15 @@ static void test_metrics(void) {
               "get");
         CHECK(ex_metrics_write(m, s) == SEGRL_OK, "write: %s", segrl_last_error());
     }
+    /* reward metrics of 3 prompts x 2 samples: groups {1,1} {0,1} {0,0} */
+    const float rw[6] = {1, 1, 0, 1, 0, 0};
+    double v[4] = {0};
+    CHECK(ex_metrics_set_rewards(m, rw, 3, 2, 1.0f) == SEGRL_OK &&
+              ex_metrics_get(m, "reward_mean", &v[0]) && ex_metrics_get(m, "reward_std", &v[1]) &&
+              ex_metrics_get(m, "accuracy", &v[2]) && ex_metrics_get(m, "mixed_groups", &v[3]) &&
+              v[0] == 0.5 && v[1] == 0.5 && v[2] == 0.5 && fabs(v[3] - 1.0 / 3.0) < 1e-12,
+          "reward metrics %g %g %g %g", v[0], v[1], v[2], v[3]);
+    CHECK(ex_metrics_set_rewards(m, rw, 0, 2, 1.0f) == SEGRL_ERR_INVALID, "no prompts");
     CHECK(ex_metrics_set(m, "step", 1) == SEGRL_ERR_INVALID &&
               ex_metrics_set(m, "", 1) == SEGRL_ERR_INVALID,
           "reserved names");

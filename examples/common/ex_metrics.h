@@ -45,6 +45,14 @@ void ex_metrics_close(ex_metrics *m);
 segrl_status ex_metrics_read_series(const char *path, const char *x_key, const char *y_key,
                                     double **out_x, double **out_y, int64_t *out_n);
 
+/* The reward metrics of one step from its sampled responses' rewards, grouped by prompt:
+ * r[p * group_size + j] is sample j of prompt p (num_prompts * group_size values). A response is
+ * correct when its reward >= correct_threshold (1 for the verifiers). Sets reward_mean,
+ * reward_std (population), accuracy (fraction correct) and mixed_groups (fraction of prompts
+ * whose rewards are not all equal) on m. */
+segrl_status ex_metrics_set_rewards(ex_metrics *m, const float *r, int64_t num_prompts,
+                                    int64_t group_size, float correct_threshold);
+
 /* The metric names the trainers write (docs/training.md, "Metrics", defines each) and the ones
  * their end-of-run plot shows (a subset). Borrowed static arrays. */
 const char *const *ex_metrics_names(int32_t *out_n);

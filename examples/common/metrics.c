@@ -222,6 +222,32 @@ segrl_status ex_metrics_read_series(const char *path, const char *x_key, const c
     return SEGRL_OK;
 }
 
+segrl_status ex_metrics_set_rewards(ex_metrics *m, const float *r, int64_t num_prompts,
+                                    int64_t group_size, float correct_threshold) {
+    if (!m || !r || num_prompts < 1 || group_size < 1)
+        return segrl_set_error(SEGRL_ERR_INVALID, "ex_metrics_set_rewards: m and r are required, "
+                               "num_prompts and group_size >= 1");
+    int64_t n = num_prompts * group_size, correct = 0, mixed = 0;
+    double sum = 0, sq = 0;
+    for (int64_t p = 0; p < num_prompts; p++) {
+        const float *g = r + p * group_size;
+        int differs = 0;
+        for (int64_t j = 0; j < group_size; j++) {
+            sum += g[j];
+            correct += g[j] >= correct_threshold;
+            differs |= g[j] != g[0];
+        }
+        mixed += differs;
+    }
+    double mean = sum / (double)n;
+    for (int64_t i = 0; i < n; i++) sq += ((double)r[i] - mean) * ((double)r[i] - mean);
+    segrl_status st = ex_metrics_set(m, "reward_mean", mean);
+    if (st == SEGRL_OK) st = ex_metrics_set(m, "reward_std", sqrt(sq / (double)n));
+    if (st == SEGRL_OK) st = ex_metrics_set(m, "accuracy", (double)correct / (double)n);
+    if (st == SEGRL_OK) st = ex_metrics_set(m, "mixed_groups", (double)mixed / (double)num_prompts);
+    return st;
+}
+
 static const char *const NAMES[] = {
     "reward_mean", "reward_std", "accuracy", "mixed_groups", "test_accuracy", "loss", "pg_loss",
     "kl", "entropy", "value_loss", "clip_frac_low", "clip_frac_high", "dual_clip_frac",
