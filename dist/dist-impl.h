@@ -41,8 +41,9 @@ struct segrl_comm {
 
 /* seconds on a monotonic clock */
 double sd_now(void);
-/* sleeps a little while polling: 20 us growing to 1 ms with the number of polls */
-void sd_backoff(int64_t polls);
+/* between two polls of a pending operation that has waited waited_s seconds: yields the core
+ * (and after 10 s also naps 1 ms in 5) */
+void sd_backoff(double waited_s);
 
 /* Marks the communicator broken with the message already set by segrl_set_error; returns
  * SEGRL_ERR_COMM. */

@@ -65,13 +65,14 @@ static segrl_status sd_mpi_fail(segrl_comm *c, const char *fn, const char *what,
 static segrl_status sd_mpi_wait(segrl_comm *c, const char *fn, const char *what, int rc,
                                 MPI_Request *req, int64_t count, int32_t dtype) {
     if (rc != MPI_SUCCESS) return sd_mpi_fail(c, fn, what, rc);
-    const double deadline = sd_now() + c->timeout_s;
-    for (int64_t polls = 0;; polls++) {
+    const double start = sd_now(), deadline = start + c->timeout_s;
+    for (;;) {
         int done = 0;
         rc = MPI_Test(req, &done, MPI_STATUS_IGNORE);
         if (rc != MPI_SUCCESS) return sd_mpi_fail(c, fn, what, rc);
         if (done) return SEGRL_OK;
-        if (sd_now() > deadline) {
+        const double t = sd_now();
+        if (t > deadline) {
             SD_ERR(SEGRL_ERR_COMM,
                    "%s: timed out after %g s on rank %d of %d in collective #%llu (MPI %s of "
                    "%lld %s): a peer died, hangs, or is not calling the same collective",
@@ -79,7 +80,7 @@ static segrl_status sd_mpi_wait(segrl_comm *c, const char *fn, const char *what,
                    (long long)count, segrl_dtype_name((segrl_dtype)dtype));
             return sd_break(c);
         }
-        sd_backoff(polls);
+        sd_backoff(t - start);
     }
 }
 

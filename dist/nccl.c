@@ -109,8 +109,8 @@ static ncclRedOp_t sd_nccl_op(int32_t op) {
  * into SEGRL_ERR_COMM and breaks the communicator. */
 static segrl_status sd_nccl_settle(segrl_comm *c, const char *fn, const char *what,
                                    ncclResult_t r, double timeout_s) {
-    const double deadline = sd_now() + timeout_s;
-    for (int64_t polls = 0; r == ncclInProgress; polls++) {
+    const double start = sd_now(), deadline = start + timeout_s;
+    while (r == ncclInProgress) {
         if (sd_now() > deadline) {
             sd_nl.abort(c->nccl->comm);
             c->nccl->comm = NULL;
@@ -120,7 +120,7 @@ static segrl_status sd_nccl_settle(segrl_comm *c, const char *fn, const char *wh
                    fn, what, c->rank, c->size, timeout_s);
             return sd_break(c);
         }
-        sd_backoff(polls);
+        sd_backoff(sd_now() - start);
         if (sd_nl.get_async_error(c->nccl->comm, &r) != ncclSuccess) r = ncclInternalError;
     }
     if (r != ncclSuccess) {
@@ -264,8 +264,8 @@ segrl_status sd_nccl_bcast(segrl_comm *c, const char *fn, void *buf, int64_t cou
 
 segrl_status sd_nccl_wait(segrl_comm *c, const char *fn, void *stream) {
     if (sd_nccl_live(c, fn) != SEGRL_OK) return SEGRL_ERR_COMM;
-    const double deadline = sd_now() + c->timeout_s;
-    for (int64_t polls = 0;; polls++) {
+    const double start = sd_now(), deadline = start + c->timeout_s;
+    for (;;) {
         cudaError_t q = cudaStreamQuery((cudaStream_t)stream);
         if (q == cudaSuccess) return SEGRL_OK;
         if (q != cudaErrorNotReady) {
@@ -285,6 +285,6 @@ segrl_status sd_nccl_wait(segrl_comm *c, const char *fn, void *stream) {
                    fn, c->rank, c->size, c->timeout_s);
             return sd_break(c);
         }
-        sd_backoff(polls);
+        sd_backoff(sd_now() - start);
     }
 }

@@ -203,6 +203,18 @@ static void test_errors(void) {
     st = segrl_comm_init(&bad, &c2);
     CHECK(st == SEGRL_ERR_UNSUPPORTED && strstr(segrl_last_error(), "opts->cuda_device") && !c2,
           "cuda opts: %d %s", st, segrl_last_error());
+#else
+    /* a CUDA build without a GPU (or without libnccl.so.2 on the library path): every rank fails
+     * cleanly, naming the option. Not over TCP: that would be a second rendezvous. */
+    if (segrl_cuda_device_count() == 0 && strcmp(segrl_comm_backend(comm), "tcp") != 0) {
+        bad = segrl_comm_opts_default();
+        bad.cuda_device = SEGRL_COMM_LOCAL_RANK;
+        bad.timeout_s = bad.connect_timeout_s = 30;
+        st = segrl_comm_init(&bad, &c2);
+        CHECK((st == SEGRL_ERR_NO_DEVICE || st == SEGRL_ERR_CUDA) && !c2 &&
+                  strstr(segrl_last_error(), "opts->cuda_device"),
+              "cuda opts without a GPU: %d %s", st, segrl_last_error());
+    }
 #endif
 }
 
