@@ -342,6 +342,10 @@ static void test_math_equivalence(void) {
         /* symmetric */
         st = segrl_math_equivalent(MEQ[i].b, MEQ[i].a, 0, &eq);
         CHECK(st == SEGRL_OK && eq == MEQ[i].eq, "math eq[%d] reversed: got %d", i, eq);
+        /* normalization is stable on well-formed answers */
+        char n2[256];
+        segrl_math_normalize(na, n2, sizeof n2);
+        CHECK(strcmp(na, n2) == 0, "normalize twice: \"%s\" -> \"%s\" -> \"%s\"", MEQ[i].a, na, n2);
     }
     char buf[64];
     CHECK(segrl_math_normalize("\\left( \\dfrac{1}{2} \\right)", buf, sizeof buf) == SEGRL_OK &&
@@ -503,6 +507,34 @@ static void adversarial(segrl_reward *g, segrl_reward *m) {
     CHECK(score1(m, NULL, NULL, &d) == 0.0f && d.reason == SEGRL_REWARD_BAD_REFERENCE, "NULL texts math");
     CHECK(score1(m, "", "1", &d) == 0.0f && d.reason == SEGRL_REWARD_EMPTY_RESPONSE, "empty math");
     free(buf);
+}
+
+/* random LaTeX-token soup: never crashes (the sanitizer build checks memory) and equivalence is
+ * reflexive */
+static void test_token_soup(void) {
+    static const char *tok[] = {"\\frac", "\\dfrac", "\\sqrt", "\\boxed", "\\text", "\\left", "\\right",
+                                "{", "}", "(", ")", "[", "]", "\\{", "\\}", ",", "=", "x", "1", "23",
+                                ".", "-", "+", "^", "\\pi", "\\infty", "\\cup", "&", "\\\\", " ",
+                                "$", "%", "\\circ", "/", "e5", "\\begin{pmatrix}", "\\end{pmatrix}",
+                                "\xff", "\xc3", "0", "\\!", "cm", "\\in", "{,}"};
+    h_seed(99);
+    char a[512];
+    int bad = 0;
+    for (int it = 0; it < 3000; it++) {
+        size_t k = 0;
+        int nt = (int)h_int(0, 40);
+        for (int t = 0; t < nt; t++) {
+            const char *x = tok[h_int(0, (int64_t)(sizeof tok / sizeof tok[0]) - 1)];
+            size_t l = strlen(x);
+            if (k + l >= sizeof a) break;
+            memcpy(a + k, x, l);
+            k += l;
+        }
+        a[k] = '\0';
+        int eq = 0;
+        if (segrl_math_equivalent(a, a, 0, &eq) != SEGRL_OK || eq != 1) bad++;
+    }
+    CHECK(bad == 0, "token soup: %d not reflexive", bad);
 }
 
 static void test_adversarial(void) {
@@ -924,6 +956,7 @@ int main(void) {
     test_math_equivalence();
     test_math_responses();
     test_adversarial();
+    test_token_soup();
     test_pool();
     test_shaping();
     test_combinators();
