@@ -8,7 +8,8 @@
  * "prompt", "metadata" (an object or a JSON string) and "response_ids" (an array of integers).
  * Prints the number of lines, accuracy (the fraction whose reason is "ok": a correct answer for the
  * verifiers), the mean score, a count per reason, and the throughput of the scoring calls alone
- * and of the whole run (reading and parsing included). --out writes one JSON line per input line:
+ * and of the whole run (reading and parsing included), and the CPU time of the scoring calls.
+ * --out writes one JSON line per input line:
  * {"score", "extracted", "normalized", "reason"} plus "message" and "sources" when present; a line
  * that is not valid JSON gets {"error": ...} and the reason "invalid_line".
  * --generate writes N synthetic GSM8K-style or MATH-style graded responses (a fraction P, default
@@ -25,6 +26,14 @@
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* CPU time of the whole process (all threads): with other jobs on the machine, samples per
+ * CPU-second is the figure that does not depend on how much of the machine we got */
+static double cpu_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -278,7 +287,7 @@ int main(int argc, char **argv) {
     }
     long counts[NREASONS] = {0};
     long total = 0, lineno = 0;
-    double sum = 0, t_score = 0, t0 = now_s();
+    double sum = 0, t_score = 0, c_score = 0, t0 = now_s();
     int rc = 0, eof = 0;
     while (!eof && rc == 0) {
         long n = 0;
@@ -299,12 +308,13 @@ int main(int argc, char **argv) {
         long nv = 0;
         for (long i = 0; i < n; i++)
             if (lines[i].json) valid[nv++] = smp[i];
-        double ts = now_s();
+        double ts = now_s(), cs = cpu_s();
         if (segrl_reward_score(r, valid, nv, &run, scores, det) != SEGRL_OK) {
             fprintf(stderr, "segrl-score: %s\n", segrl_last_error());
             rc = 1;
         }
         t_score += now_s() - ts;
+        c_score += cpu_s() - cs;
         for (long i = 0, v = 0; i < n && rc == 0; i++) {
             total++;
             if (!lines[i].json) {
@@ -357,10 +367,13 @@ int main(int argc, char **argv) {
         if (counts[k])
             printf("  %-18s %ld\n", k == NREASONS - 1 ? "invalid_line" : segrl_reward_reason_name(k),
                    counts[k]);
-    if (!quiet)
+    if (!quiet) {
         printf("scoring %.3f s (%.0f samples/s), total %.3f s (%.0f lines/s)\n", t_score,
                t_score > 0 ? (double)scored / t_score : 0.0, t_all,
                t_all > 0 ? (double)total / t_all : 0.0);
+        printf("scoring CPU %.3f s, all threads (%.0f samples per CPU-second)\n", c_score,
+               c_score > 0 ? (double)scored / c_score : 0.0);
+    }
     for (long i = 0; i < chunk; i++) free(texts[i]);
     free(texts), free(caps), free(lines), free(smp), free(valid), free(scores), free(det);
     if (f != stdin) fclose(f);
