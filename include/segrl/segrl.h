@@ -12,5 +12,6 @@
 #include "segrl/tokenizer.h"
 #include "segrl/rollout.h"
 #include "segrl/loss.h"
+#include "segrl/dist.h" /* its functions live in libsegrl_dist (segrl::segrl_dist) */
 
 #endif /* SEGRL_H */
