@@ -143,8 +143,10 @@ SEGRL_API segrl_status segrl_policy_loss_workspace_size(segrl_device device, int
  * out_stats: host struct, or NULL (on CUDA, asking for stats synchronizes exec->stream).
  * At least one of them must be given.
  * Content checks (SEGRL_CHECKS_FULL): every float input finite at valid tokens; offsets.
- * Zero valid tokens with opts->normalizer == 0 is SEGRL_ERR_INVALID ("mask: no valid tokens");
- * with a normalizer > 0 the loss is 0 (an empty micro-batch). */
+ * Zero valid tokens with opts->normalizer == 0 is SEGRL_ERR_INVALID ("in->mask: no valid
+ * tokens"); with a normalizer > 0 the loss is 0 (an empty micro-batch). On CUDA that count is
+ * read back only under SEGRL_CHECKS_FULL (one stream synchronization); under SEGRL_CHECKS_SHAPES
+ * an empty batch gives loss 0 and zero gradients instead of the error. */
 SEGRL_API segrl_status segrl_policy_loss_forward(const segrl_layout *layout,
                                                  const segrl_policy_loss_inputs *in,
                                                  const segrl_policy_loss_opts *opts,
