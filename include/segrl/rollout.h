@@ -41,7 +41,9 @@
  * Errors: every fallible call returns segrl_status; SEGRL_ERR_INVALID names the argument
  * ("segrl_rollout_put: logprobs: element 3 is nan"), SEGRL_ERR_ALLOC when the allocator
  * returned NULL. A failed call changes nothing: the driver stays in the state it was in (a
- * failed advance, e.g. a scoring callback error, may be retried). */
+ * failed advance, e.g. a scoring callback error, may be retried). segrl_rollout_run is the
+ * exception: samples its callback put before the failure stay put (the round can be finished
+ * with put / advance). */
 #ifndef SEGRL_ROLLOUT_H
 #define SEGRL_ROLLOUT_H
 
@@ -204,7 +206,8 @@ SEGRL_API segrl_status segrl_rollout_put(segrl_rollout *r, int64_t request, int3
  * where the method is complete, and plans the next round. */
 SEGRL_API segrl_status segrl_rollout_advance(segrl_rollout *r);
 
-/* Callback form: pending -> generate -> advance until done. */
+/* Callback form: pending -> generate -> advance until done. On a callback error the run stops
+ * with it; the samples already put stay. */
 SEGRL_API segrl_status segrl_rollout_run(segrl_rollout *r, segrl_generate_fn generate,
                                          void *user);
 
