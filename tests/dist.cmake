@@ -9,6 +9,12 @@ if(TARGET segrl_dist)
   target_compile_options(test-dist PRIVATE -Wall -Wextra -Werror)
   if(SEGRL_WITH_CUDA)
     target_compile_definitions(test-dist PRIVATE SEGRL_TEST_CUDA_BUILD)
+    target_link_libraries(test-dist PRIVATE CUDA::cudart)
+    # NCCL on one GPU (a world of one); exits 77 without a GPU. libnccl.so.2 must be on the
+    # library path (the CUDA toolkit's lib folder is added here)
+    add_test(NAME test-dist-cuda COMMAND test-dist cuda)
+    set_tests_properties(test-dist-cuda PROPERTIES LABELS cuda SKIP_RETURN_CODE 77 TIMEOUT 120
+      ENVIRONMENT "LD_LIBRARY_PATH=${CUDAToolkit_LIBRARY_DIR}:$ENV{LD_LIBRARY_PATH}")
   endif()
   add_executable(test-dist-launch test-dist-launch.c)
   target_compile_options(test-dist-launch PRIVATE -Wall -Wextra -Werror)

@@ -12,6 +12,7 @@
  *                                     the last rank exits before an all-reduce: the others must
  *                                     fail with SEGRL_ERR_COMM, at once when its connection is
  *                                     seen to close (TCP), else within the timeout (MPI)
+ *   test-dist cuda                    CUDA views through NCCL (exit 77 without a GPU)
  *   test-dist bench                   all-reduce timings (docs/distributed.md), not a test
  * Every rank counts its checks; rank 0 prints the totals as the last line. */
 #define _POSIX_C_SOURCE 200809L
@@ -589,6 +590,62 @@ static int test_dies(double timeout, const char *expect) {
 }
 
 // ----------------------------------------------------------------------------
+// CUDA views through NCCL (CUDA builds; exits 77 without a GPU). One GPU allows a world of one
+// (NCCL refuses two ranks on one device), so this checks the NCCL plumbing (dlopen, the
+// non-blocking communicator, enqueue, segrl_comm_wait, dtypes), not the cross-GPU arithmetic.
+
+#ifdef SEGRL_TEST_CUDA_BUILD
+#include <cuda_runtime.h>
+
+static int test_cuda(void) {
+    const int64_t n = 4099;
+    float *h = h_alloc((size_t)n * 4), *back = h_alloc((size_t)n * 4 * 16);
+    for (int64_t i = 0; i < n; i++) h[i] = (float)(i % 101) - 50.0f;
+    float *d = NULL, *dg = NULL;
+    uint16_t *db = NULL;
+    CHECK(cudaMalloc((void **)&d, (size_t)n * 4) == cudaSuccess, "cudaMalloc");
+    CHECK(cudaMalloc((void **)&dg, (size_t)n * 4 * size_) == cudaSuccess, "cudaMalloc");
+    CHECK(cudaMalloc((void **)&db, (size_t)n * 2) == cudaSuccess, "cudaMalloc");
+    cudaStream_t s;
+    cudaStreamCreate(&s);
+    cudaMemcpy(d, h, (size_t)n * 4, cudaMemcpyHostToDevice);
+    cudaMemset(db, 0, (size_t)n * 2);
+    const segrl_device dev = segrl_cuda(segrl_comm_local_rank(comm));
+    segrl_view x = segrl_view_1d(d, SEGRL_DTYPE_F32, dev, n);
+    for (int op = SEGRL_REDUCE_SUM; op <= SEGRL_REDUCE_MIN; op++) {
+        segrl_status st = segrl_comm_allreduce(comm, x, op, s, x);
+        CHECK(st == SEGRL_OK, "cuda allreduce op %d: %s", op, segrl_last_error());
+    }
+    CHECK(segrl_comm_allreduce(comm, segrl_view_1d(db, SEGRL_DTYPE_BF16, dev, n), SEGRL_REDUCE_SUM, s,
+                               segrl_view_1d(db, SEGRL_DTYPE_BF16, dev, n)) == SEGRL_OK,
+          "cuda allreduce bf16: %s", segrl_last_error());
+    CHECK(segrl_comm_allgather(comm, x, s, segrl_view_1d(dg, SEGRL_DTYPE_F32, dev, n * size_)) == SEGRL_OK,
+          "cuda allgather: %s", segrl_last_error());
+    CHECK(segrl_comm_broadcast(comm, x, 0, s) == SEGRL_OK, "cuda broadcast: %s", segrl_last_error());
+    CHECK(segrl_comm_wait(comm, s) == SEGRL_OK, "cuda wait: %s", segrl_last_error());
+    cudaMemcpy(back, d, (size_t)n * 4, cudaMemcpyDeviceToHost);
+    /* sum over size ranks of the same data, then max and min of equal values */
+    int64_t bad = 0;
+    for (int64_t i = 0; i < n; i++) bad += back[i] != h[i] * (float)size_;
+    CHECK(bad == 0, "cuda allreduce: %lld wrong", (long long)bad);
+    cudaMemcpy(back, dg, (size_t)n * 4 * size_, cudaMemcpyDeviceToHost);
+    bad = 0;
+    for (int r = 0; r < size_; r++)
+        for (int64_t i = 0; i < n; i++) bad += back[r * n + i] != h[i] * (float)size_;
+    CHECK(bad == 0, "cuda allgather: %lld wrong", (long long)bad);
+    /* a view on another device than the communicator's */
+    segrl_status st = segrl_comm_allreduce(comm, segrl_view_1d(d, SEGRL_DTYPE_F32, segrl_cuda(dev.index + 1), n),
+                                           SEGRL_REDUCE_SUM, s, segrl_view_1d(d, SEGRL_DTYPE_F32, segrl_cuda(dev.index + 1), n));
+    CHECK(st == SEGRL_ERR_INVALID && strstr(segrl_last_error(), "communicator's device"), "device: %s",
+          segrl_last_error());
+    cudaStreamDestroy(s);
+    cudaFree(d), cudaFree(dg), cudaFree(db);
+    free(h), free(back);
+    return finish_all();
+}
+#endif
+
+// ----------------------------------------------------------------------------
 // timing (not a ctest): median all-reduce time per size, as nccl-tests reports it:
 //   algbw = bytes / t,   busbw = algbw * 2 (W - 1) / W   (the bytes a ring moves per rank)
 
@@ -636,6 +693,18 @@ static int bench(void) {
 int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "collectives";
     segrl_comm_opts o = segrl_comm_opts_default();
+    if (!strcmp(mode, "cuda")) {
+#ifdef SEGRL_TEST_CUDA_BUILD
+        if (segrl_cuda_device_count() == 0) {
+            printf("no CUDA device: skipped\n");
+            return 77;
+        }
+        o.cuda_device = SEGRL_COMM_LOCAL_RANK;
+#else
+        printf("a CPU-only build: skipped\n");
+        return 77;
+#endif
+    }
     o.timeout_s = 60;
     o.connect_timeout_s = 30;
     if (!strcmp(mode, "stuck")) o.timeout_s = argc > 2 ? atof(argv[2]) : 2.0;
@@ -665,6 +734,12 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(mode, "stuck")) return test_stuck(o.timeout_s);
     if (!strcmp(mode, "bench")) return bench();
+#ifdef SEGRL_TEST_CUDA_BUILD
+    if (!strcmp(mode, "cuda")) {
+        CHECK(strstr(segrl_comm_backend(comm), "+nccl") != NULL, "backend %s", segrl_comm_backend(comm));
+        return test_cuda();
+    }
+#endif
     if (!strcmp(mode, "dies")) return test_dies(o.timeout_s, argc > 3 ? argv[3] : "closed");
     printf("unknown mode %s\n0 passed, 1 failed\n", mode);
     return 1;
