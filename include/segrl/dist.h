@@ -17,7 +17,8 @@
  * <problem>"; outputs are written only on success.
  *
  * Collectives are matched by call order: every rank calls the same collectives in the same order
- * with the same counts (allgatherv: its own count), dtypes and devices.
+ * with the same counts (allgatherv: its own count), dtypes and devices. A communicator is used by
+ * one thread at a time.
  *
  * Failures (what is guaranteed):
  *   - Every CPU collective returns within opts.timeout_s: SEGRL_OK, or SEGRL_ERR_COMM naming the
@@ -82,8 +83,10 @@ SEGRL_API segrl_comm_opts segrl_comm_opts_default(void);
  * SEGRL_ERR_ALLOC. */
 SEGRL_API segrl_status segrl_comm_init(const segrl_comm_opts *opts, segrl_comm **out_comm);
 
-/* Releases the communicator (MPI_Finalize when segrl_comm_init initialized MPI). Not collective
- * over TCP; under MPI every rank should call it. NULL does nothing. */
+/* Releases the communicator (MPI_Finalize when segrl_comm_init initialized MPI and this was its
+ * last communicator: MPI cannot be started again in this process afterwards). Not collective over
+ * TCP; under MPI every rank should call it. A broken communicator (after SEGRL_ERR_COMM) leaves
+ * MPI to the process exit, since finalizing could wait for a dead peer. NULL does nothing. */
 SEGRL_API void segrl_comm_free(segrl_comm *comm);
 
 /* Ends the whole job with exit code `code`: MPI_Abort under MPI; otherwise closes the
