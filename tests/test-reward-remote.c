@@ -12,7 +12,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
-#include <segrl/segrl.h>
+#include <segrl/reward.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -262,6 +262,37 @@ static void test_http(void) {
     CHECK(segrl_reward_score_segments(r, s, 2, off, st, en, NULL, seg) == SEGRL_OK && seg[0] == 3 &&
               seg[1] == 1 && seg[2] == 8, "segments %g %g %g: %s", seg[0], seg[1], seg[2], segrl_last_error());
     segrl_reward_free(r);
+
+    /* concurrency: one sample per request, 4 requests in flight */
+    {
+        char url[128];
+        snprintf(url, sizeof url, "http://127.0.0.1:%d/ok", port);
+        segrl_http_opts o;
+        memset(&o, 0, sizeof o);
+        o.url = url;
+        o.batch_size = 1;
+        o.concurrency = 4;
+        o.retries = -1;
+        segrl_reward *rc = NULL;
+        CHECK(segrl_reward_http(&o, &rc) == SEGRL_OK, "http concurrency: %s", segrl_last_error());
+        atomic_store(&srv_requests, 0);
+        float cs[5] = {0};
+        CHECK(segrl_reward_score(rc, s, 5, &strict, cs, d) == SEGRL_OK && cs[0] == 1 && cs[1] == 2 &&
+                  cs[2] == (float)strlen(texts[2]) && cs[3] == 0 && cs[4] == 5 &&
+                  strcmp(d[4].extracted, "eeeee") == 0,
+              "concurrent scores %g %g %g %g %g", cs[0], cs[1], cs[2], cs[3], cs[4]);
+        CHECK(atomic_load(&srv_requests) == 5, "concurrent: %d requests", atomic_load(&srv_requests));
+        segrl_reward_free(rc);
+        snprintf(url, sizeof url, "http://127.0.0.1:%d/500", port);
+        o.concurrency = 3;
+        CHECK(segrl_reward_http(&o, &rc) == SEGRL_OK, "http concurrency 500");
+        CHECK(segrl_reward_score(rc, s, 5, &strict, cs, NULL) == SEGRL_ERR_INVALID &&
+                  strstr(segrl_last_error(), "HTTP 500"), "concurrent 500: %s", segrl_last_error());
+        segrl_reward_free(rc);
+        o.concurrency = 65;
+        CHECK(segrl_reward_http(&o, &rc) == SEGRL_ERR_INVALID && strstr(segrl_last_error(), "concurrency"),
+              "concurrency range");
+    }
 
     /* slow server: past the timeout, retried once, then a clear error */
     r = http(port, "/slow", 0.3, 1, 8);

@@ -6,7 +6,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "harness.h"
 
-#include <segrl/segrl.h>
+#include <segrl/reward.h>
 #include <time.h>
 
 static double now_s(void) {

@@ -15,7 +15,7 @@
  * --generate writes N synthetic GSM8K-style or MATH-style graded responses (a fraction P, default
  * 0.3, wrong) for tests and throughput measurements. Exit status: 0 ok, 1 error, 2 usage. */
 #define _POSIX_C_SOURCE 200809L
-#include <segrl/segrl.h>
+#include <segrl/reward.h>
 
 #include <cjson/cJSON.h>
 #include <stdio.h>

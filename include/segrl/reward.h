@@ -196,8 +196,8 @@ SEGRL_API int segrl_reward_deadline_passed(void);
  *   "par"          {"inner":{...}, "k":1, "ref_key":"ref_rewards"}
  *   "lsc"          {"inner":{...}, "ref":0 | "ref_key":"ref_reward"}
  *   "plugin"       {"path":"./libmyreward.so", "options":{...}}
- *   "http"         {"url":"http://...", "timeout_s":30, "retries":3, "backoff_s":0.5,
- *                   "batch_size":64, "segments":false}
+ *   "http"         {"url":"http://...", "timeout_s":30, "connect_timeout_s":10, "retries":3,
+ *                   "backoff_s":0.5, "batch_size":64, "concurrency":1, "segments":false}
  * Unknown names or options, and options of the wrong type, are SEGRL_ERR_INVALID naming them. */
 SEGRL_API segrl_status segrl_reward_create(const char *name, const char *options_json,
                                            segrl_reward **out);
@@ -350,6 +350,8 @@ typedef struct segrl_http_opts {
     double backoff_s;       /* first retry waits backoff_s, then doubles; default 0.5 */
     int32_t batch_size;     /* samples per request, default 64 */
     int32_t segments;       /* 1: the server also scores segments ("segments" requests) */
+    int32_t concurrency;    /* requests in flight at once (batches on their own threads),
+                             * default 1, at most 64 */
 } segrl_http_opts;
 SEGRL_API segrl_status segrl_reward_http(const segrl_http_opts *opts, segrl_reward **out);
 

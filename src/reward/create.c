@@ -247,11 +247,11 @@ static segrl_status build(const char *name, const cJSON *o, int depth, segrl_rew
     }
     if (strcmp(name, "http") == 0) {
         static const char *const keys[] = {"url", "timeout_s", "connect_timeout_s", "retries",
-                                           "backoff_s", "batch_size", "segments", NULL};
+                                           "backoff_s", "batch_size", "concurrency", "segments", NULL};
         SG_TRY(known_keys(name, o, keys));
         segrl_http_opts h;
         memset(&h, 0, sizeof h);
-        double t = 0, ct = 0, r = 0, b = 0, bs = 0, sg = 0;
+        double t = 0, ct = 0, r = 0, b = 0, bs = 0, sg = 0, cc = 0;
         SG_TRY(str(name, o, "url", &h.url));
         SG_TRY(num(name, o, "timeout_s", &t));
         SG_TRY(num(name, o, "connect_timeout_s", &ct));
@@ -259,9 +259,10 @@ static segrl_status build(const char *name, const cJSON *o, int depth, segrl_rew
         SG_TRY(num(name, o, "backoff_s", &b));
         SG_TRY(num(name, o, "batch_size", &bs));
         SG_TRY(num(name, o, "segments", &sg));
+        SG_TRY(num(name, o, "concurrency", &cc));
         h.timeout_s = t, h.connect_timeout_s = ct, h.backoff_s = b;
         h.retries = cJSON_GetObjectItemCaseSensitive(o, "retries") && r == 0 ? -1 : (int32_t)r;
-        h.batch_size = (int32_t)bs, h.segments = sg != 0;
+        h.batch_size = (int32_t)bs, h.segments = sg != 0, h.concurrency = (int32_t)cc;
         return segrl_reward_http(&h, out);
     }
     return sg_fail(SEGRL_ERR_INVALID,

@@ -1,5 +1,6 @@
 /* http.c — a remote reward model over HTTP: batches of samples POSTed as JSON, one score per
- * sample read back (protocol in docs/rewards.md). libcurl for transport with whole-request and
+ * sample read back (protocol in docs/rewards.md); up to `concurrency` requests in flight, each
+ * worker thread with its own curl handle. libcurl for transport with whole-request and
  * connect timeouts, retries with exponential backoff on connection failures, timeouts, HTTP 429
  * and 5xx; cJSON for both bodies. A reply that is not the documented JSON is an error at once
  * (retrying a server that answers garbage does not help), with the start of the body in the
@@ -11,6 +12,7 @@
 #include <curl/curl.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <time.h>
 
@@ -187,13 +189,12 @@ static int32_t reason_code(const char *name) {
     return SEGRL_REWARD_OK;
 }
 
-static segrl_status http_batches(const httpr *h, const segrl_reward_sample *s, int64_t n,
-                                 const int64_t *off, const int64_t *st, const int64_t *en,
-                                 float *out, segrl_reward_detail *det) {
+/* one request for samples [b, e) */
+static segrl_status http_one(const httpr *h, const segrl_reward_sample *s, int64_t b, int64_t e,
+                             const int64_t *off, const int64_t *st, const int64_t *en, float *out,
+                             segrl_reward_detail *det) {
     static const char *fn = "segrl_reward_http";
-    int64_t bs = h->o.batch_size;
-    for (int64_t b = 0; b < n; b += bs) {
-        int64_t e = b + bs < n ? b + bs : n;
+    {
         char *req = make_request(s, b, e, off, st, en);
         if (!req) return sg_fail(SEGRL_ERR_ALLOC, "%s: out of memory building the request", fn);
         cJSON *resp = NULL;
@@ -248,6 +249,58 @@ static segrl_status http_batches(const httpr *h, const segrl_reward_sample *s, i
     return SEGRL_OK;
 }
 
+/* the batches of [0, n), up to `concurrency` requests in flight (one thread and curl handle each);
+ * the first failure stops the others from starting new requests */
+typedef struct hjob {
+    const httpr *h;
+    const segrl_reward_sample *s;
+    int64_t n;
+    const int64_t *off, *st, *en;
+    float *out;
+    segrl_reward_detail *det;
+    atomic_llong next;
+    atomic_int failed;
+    segrl_status err;
+    char msg[512];
+} hjob;
+
+static void *http_worker(void *arg) {
+    hjob *j = arg;
+    int64_t bs = j->h->o.batch_size;
+    while (!atomic_load(&j->failed)) {
+        int64_t b = atomic_fetch_add(&j->next, 1) * bs;
+        if (b >= j->n) break;
+        int64_t e = b + bs < j->n ? b + bs : j->n;
+        segrl_status rs = http_one(j->h, j->s, b, e, j->off, j->st, j->en, j->out, j->det);
+        int expect = 0;
+        if (rs != SEGRL_OK && atomic_compare_exchange_strong(&j->failed, &expect, 1)) {
+            j->err = rs;
+            snprintf(j->msg, sizeof j->msg, "%s", segrl_last_error());
+        }
+    }
+    return NULL;
+}
+
+static segrl_status http_batches(const httpr *h, const segrl_reward_sample *s, int64_t n,
+                                 const int64_t *off, const int64_t *st, const int64_t *en,
+                                 float *out, segrl_reward_detail *det) {
+    hjob j;
+    memset(&j, 0, sizeof j);
+    j.h = h, j.s = s, j.n = n, j.off = off, j.st = st, j.en = en, j.out = out, j.det = det;
+    atomic_init(&j.next, 0);
+    atomic_init(&j.failed, 0);
+    int64_t batches = (n + h->o.batch_size - 1) / h->o.batch_size;
+    int nt = h->o.concurrency < batches ? h->o.concurrency : (int)batches;
+    pthread_t tid[64];
+    int started = 0;
+    for (int t = 0; t < nt - 1 && t < 64; t++)
+        if (pthread_create(&tid[started], NULL, http_worker, &j) == 0) started++;
+    http_worker(&j);
+    for (int t = 0; t < started; t++) pthread_join(tid[t], NULL);
+    if (atomic_load(&j.failed)) return sg_fail(j.err, "%s", j.msg);
+    return SEGRL_OK;
+}
+
 static segrl_status http_score(void *user, const segrl_reward_sample *s, int64_t n,
                                const segrl_reward_run *run, float *out, segrl_reward_detail *det) {
     (void)run;
@@ -280,12 +333,15 @@ segrl_status segrl_reward_http(const segrl_http_opts *opts, segrl_reward **out) 
     if (o.retries < 0) o.retries = 0;
     if (o.backoff_s == 0) o.backoff_s = 0.5;
     if (o.batch_size == 0) o.batch_size = 64;
+    if (o.concurrency == 0) o.concurrency = 1;
     if (!(o.timeout_s > 0 && o.timeout_s < 1e6) || !(o.connect_timeout_s > 0 && o.connect_timeout_s < 1e6))
         return sg_fail(SEGRL_ERR_INVALID, "%s: opts->timeout_s: must be in (0, 1e6)", fn);
     if (!(o.backoff_s >= 0 && o.backoff_s < 3600))
         return sg_fail(SEGRL_ERR_INVALID, "%s: opts->backoff_s: must be in [0, 3600)", fn);
     if (o.retries > 100) return sg_fail(SEGRL_ERR_INVALID, "%s: opts->retries: at most 100", fn);
     if (o.batch_size < 1) return sg_fail(SEGRL_ERR_INVALID, "%s: opts->batch_size: must be >= 1", fn);
+    if (o.concurrency < 1 || o.concurrency > 64)
+        return sg_fail(SEGRL_ERR_INVALID, "%s: opts->concurrency: %d not in [1, 64]", fn, o.concurrency);
     httpr *h = segrl_malloc(sizeof *h);
     size_t ul = strlen(o.url);
     char *url = segrl_malloc(ul + 1);
