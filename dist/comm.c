@@ -435,8 +435,11 @@ segrl_status segrl_comm_allreduce(segrl_comm *c, segrl_view x, int32_t op, void 
     SD_TRY(sd_view(c, fn, "x", x, 1, &bx));
     SD_TRY(sd_view(c, fn, "out", out, 1, &bo));
     SD_TRY(sd_same_kind(fn, &bx, &bo));
-    if (op < SEGRL_REDUCE_SUM || op > SEGRL_REDUCE_MIN)
-        return SD_ERR(SEGRL_ERR_INVALID, "%s: op: %d is not a segrl_reduce_op", fn, op);
+    if (op != SEGRL_REDUCE_SUM && op != SEGRL_REDUCE_MAX && op != SEGRL_REDUCE_MIN)
+        return SD_ERR(SEGRL_ERR_INVALID,
+                      "%s: op: %d, collectives reduce with SEGRL_REDUCE_SUM, SEGRL_REDUCE_MAX or "
+                      "SEGRL_REDUCE_MIN",
+                      fn, op);
     if (bo.count != bx.count)
         return SD_ERR(SEGRL_ERR_INVALID, "%s: out: %lld elements, x has %lld", fn,
                       (long long)bo.count, (long long)bx.count);

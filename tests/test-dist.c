@@ -63,7 +63,9 @@ static void test_allreduce(void) {
         int32_t *xi = h_alloc((size_t)n * 4 + 4);
         int64_t *xl = h_alloc((size_t)n * 8 + 8);
         uint8_t *xu = h_alloc((size_t)n + 1);
-        for (int op = SEGRL_REDUCE_SUM; op <= SEGRL_REDUCE_MIN; op++) {
+        const int ops[3] = {SEGRL_REDUCE_SUM, SEGRL_REDUCE_MAX, SEGRL_REDUCE_MIN};
+        for (int oi = 0; oi < 3; oi++) {
+            const int op = ops[oi];
             for (int64_t i = 0; i < n; i++) {
                 xf[i] = (float)(rank_ * 1000 + i % 977);
                 xd[i] = 0.5 * rank_ - (double)(i % 13);
@@ -168,6 +170,8 @@ static void test_errors(void) {
     segrl_status st = segrl_comm_allreduce(comm, v1(x, SEGRL_DTYPE_F32, 8), 7, NULL, v1(o, SEGRL_DTYPE_F32, 8));
     CHECK(st == SEGRL_ERR_INVALID && strstr(segrl_last_error(), "segrl_comm_allreduce: op:"),
           "bad op: %s", segrl_last_error());
+    st = segrl_comm_allreduce(comm, v1(x, SEGRL_DTYPE_F32, 8), SEGRL_REDUCE_MEAN, NULL, v1(o, SEGRL_DTYPE_F32, 8));
+    CHECK(st == SEGRL_ERR_INVALID && strstr(segrl_last_error(), "op: 1"), "mean op: %s", segrl_last_error());
     int64_t sh[1] = {4}, strd[1] = {2};
     st = segrl_comm_allreduce(comm, segrl_view_nd(x, SEGRL_DTYPE_F32, segrl_cpu(), 1, sh, strd),
                               SEGRL_REDUCE_SUM, NULL, v1(o, SEGRL_DTYPE_F32, 4));
@@ -612,7 +616,9 @@ static int test_cuda(void) {
     cudaMemset(db, 0, (size_t)n * 2);
     const segrl_device dev = segrl_cuda(segrl_comm_local_rank(comm));
     segrl_view x = segrl_view_1d(d, SEGRL_DTYPE_F32, dev, n);
-    for (int op = SEGRL_REDUCE_SUM; op <= SEGRL_REDUCE_MIN; op++) {
+    const int ops[3] = {SEGRL_REDUCE_SUM, SEGRL_REDUCE_MAX, SEGRL_REDUCE_MIN};
+    for (int oi = 0; oi < 3; oi++) {
+        const int op = ops[oi];
         segrl_status st = segrl_comm_allreduce(comm, x, op, s, x);
         CHECK(st == SEGRL_OK, "cuda allreduce op %d: %s", op, segrl_last_error());
     }

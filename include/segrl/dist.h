@@ -39,6 +39,7 @@
 
 #include "segrl/advantage.h"
 #include "segrl/core.h"
+#include "segrl/segment.h"
 #include "segrl/tree.h"
 
 #ifdef __cplusplus
@@ -103,11 +104,8 @@ SEGRL_API int32_t segrl_comm_local_size(const segrl_comm *comm);
  * are served. Static string; "" for NULL. */
 SEGRL_API const char *segrl_comm_backend(const segrl_comm *comm);
 
-typedef enum segrl_reduce_op {
-    SEGRL_REDUCE_SUM = 0,
-    SEGRL_REDUCE_MAX = 1,
-    SEGRL_REDUCE_MIN = 2,
-} segrl_reduce_op;
+/* Reductions: segrl_reduce_op of segrl/segment.h, SEGRL_REDUCE_SUM, SEGRL_REDUCE_MAX or
+ * SEGRL_REDUCE_MIN (the others are SEGRL_ERR_INVALID for collectives). */
 
 /* Views given to the collectives are contiguous, of any ndim; their element count is what is
  * sent. CPU views: f32, f64, i32, i64, u8 (and f16/bf16 for all-gather and broadcast). CUDA
