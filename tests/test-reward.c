@@ -265,6 +265,9 @@ static const eqcase MEQ[] = {
     {"\\displaystyle\\frac{1}{4}", "0.25", 1},
     {"50\\%", "0.5", 0},
     {"5\\text{ cm}", "6", 0},
+    {"2m", "2", 0},
+    {"2x", "2", 0},
+    {"5\\text{ or }6", "5", 0},
     {"x = 5", "6", 0},
     /* text answers and choices */
     {"\\text{(A)}", "A", 1},

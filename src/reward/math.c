@@ -190,7 +190,7 @@ static const char *UNIT_CMDS[] = {"\\text", "\\mbox", "\\textbf", "\\mathrm", "\
 static const char *UNIT_WORDS[] = {
     "square units", "sq units", "units", "unit", "square feet", "square inches", "square meters",
     "square centimeters", "sq ft", "degrees", "degree", "cm^2", "cm", "mm", "km", "meters", "meter",
-    "m", "inches", "inch", "feet", "foot", "ft", "miles", "mile", "mph", "yards", "yard", "hours",
+    "inches", "inch", "feet", "foot", "ft", "miles", "mile", "mph", "yards", "yard", "hours",
     "hour", "minutes", "minute", "seconds", "second", "days", "day", "weeks", "years", "dollars",
     "dollar", "cents", "cent", "pounds", "ounces", "gallons", "liters", "grams", "kg", "points",
     "students", "people", "ways", "sq",
