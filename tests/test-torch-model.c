@@ -9,7 +9,7 @@
 #include "harness.h"
 
 #include "segrl/safetensors.h"
-#include "segrl/segrl.h"
+#include "segrl/core.h"
 #include "segrl/torch.h"
 
 #include <stdio.h>

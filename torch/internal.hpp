@@ -3,7 +3,7 @@
 // status plus the thread-local last-error message (no exception ever crosses the C API).
 #pragma once
 
-#include "segrl/segrl.h"
+#include "segrl/core.h"
 #include "segrl/torch.h"
 
 #include <ATen/ATen.h>
