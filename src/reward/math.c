@@ -206,13 +206,20 @@ static size_t pass_b(const char *s, size_t n) {
     n = rtrim(s, n);
     for (int it = 0; it < 4 && n > 0; it++) {
         int cut = 0;
-        if (s[n - 1] == '}') { /* the brace that closes at n-1, scanning back */
-            size_t d = 0, i = n;
+        /* a unit with an exponent: 5\text{ cm}^2, 5\text{ m}^{3} */
+        size_t e = n;
+        if (n >= 3 && s[n - 2] == '^' && (s[n - 1] == '2' || s[n - 1] == '3')) e = n - 2;
+        else if (n >= 5 && s[n - 4] == '^' && s[n - 3] == '{' && (s[n - 2] == '2' || s[n - 2] == '3') &&
+                 s[n - 1] == '}')
+            e = n - 4;
+        if (e < n && s[e - 1] != '}') e = n;
+        if (s[e - 1] == '}') { /* the brace that closes at e-1, scanning back */
+            size_t d = 0, i = e;
             while (i-- > 0) {
                 if (s[i] == '}') d++;
                 else if (s[i] == '{' && --d == 0) break;
             }
-            if (d == 0 && i < n) {
+            if (d == 0 && i < e) {
                 for (size_t k = 0; k < sizeof UNIT_CMDS / sizeof UNIT_CMDS[0]; k++) {
                     size_t m = strlen(UNIT_CMDS[k]);
                     if (i >= m && memcmp(s + i - m, UNIT_CMDS[k], m) == 0) {
