@@ -2,6 +2,9 @@
 #   the example plugin (examples/reward-plugin) built as a shared object, and a copy claiming ABI
 #   version 999; test-reward-remote loads both and runs the HTTP reward against its own local server;
 #   the segrl-score smoke test on a generated JSONL file.
+# test-reward (made by tests/CMakeLists.txt) runs several caller threads
+target_link_libraries(test-reward PRIVATE Threads::Threads)
+
 set(SEGRL_REWARD_PLUGIN_SRC ${PROJECT_SOURCE_DIR}/examples/reward-plugin/keyword_reward.c)
 add_library(keyword_reward_plugin MODULE ${SEGRL_REWARD_PLUGIN_SRC})
 add_library(keyword_reward_plugin_bad_abi MODULE ${SEGRL_REWARD_PLUGIN_SRC})

@@ -6,6 +6,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "harness.h"
 
+#include <pthread.h>
 #include <segrl/reward.h>
 #include <time.h>
 
@@ -603,6 +604,60 @@ static segrl_reward *custom(int mode, float value) {
     return r;
 }
 
+/* several caller threads scoring with one reward at once (a trainer's workers): each gets the
+ * same results as a lone caller */
+typedef struct caller {
+    segrl_reward *r;
+    const segrl_reward_sample *s;
+    int64_t n;
+    float *out;
+    segrl_status st;
+} caller;
+
+static void *caller_main(void *arg) {
+    caller *c = arg;
+    segrl_reward_run run = {2, 0, 0, 0};
+    c->st = segrl_reward_score(c->r, c->s, c->n, &run, c->out, NULL);
+    return NULL;
+}
+
+static void test_concurrent_callers(void) {
+    segrl_reward *m, *g, *sum;
+    segrl_reward_math(NULL, &m);
+    segrl_reward_gsm8k(NULL, &g);
+    segrl_reward *parts[2] = {m, g};
+    float w[2] = {1.0f, 0.25f};
+    CHECK(segrl_reward_weighted_sum(parts, w, 2, &sum) == SEGRL_OK, "sum");
+    enum { N = 600, T = 4 };
+    static char resp[N][48];
+    segrl_reward_sample *s = calloc(N, sizeof *s);
+    for (int i = 0; i < N; i++) {
+        snprintf(resp[i], sizeof resp[i], "#### %d so \\boxed{\\frac{%d}{4}}", i % 5, i % 9);
+        s[i].response = resp[i];
+        s[i].answer = i % 2 ? "2" : "0.5";
+    }
+    float ref[N];
+    segrl_reward_run one = {1, 0, 0, 0};
+    segrl_reward_score(sum, s, N, &one, ref, NULL);
+    caller c[T];
+    pthread_t tid[T];
+    float out[T][N];
+    for (int t = 0; t < T; t++) {
+        c[t] = (caller){sum, s, N, out[t], SEGRL_ERR_INVALID};
+        pthread_create(&tid[t], NULL, caller_main, &c[t]);
+    }
+    for (int t = 0; t < T; t++) {
+        pthread_join(tid[t], NULL);
+        CHECK(c[t].st == SEGRL_OK, "caller %d", t);
+        h_same_f("concurrent caller", out[t], ref, N);
+    }
+    int hits = 0;
+    for (int i = 0; i < N; i++) hits += ref[i] >= 1.0f;
+    CHECK(hits > 0 && hits < N, "some right, some wrong: %d", hits);
+    free(s);
+    segrl_reward_free(sum);
+}
+
 static void test_pool(void) {
     /* threads: identical results */
     segrl_reward *m;
@@ -966,6 +1021,7 @@ int main(void) {
     test_adversarial();
     test_token_soup();
     test_pool();
+    test_concurrent_callers();
     test_shaping();
     test_combinators();
     test_create();

@@ -5,7 +5,9 @@
  *   segrl-score --generate gsm8k|math N FILE [--seed S] [--wrong P]
  *
  * Input: one JSON object per line with "response" and "answer" (the reference), optionally
- * "prompt", "metadata" (an object or a JSON string) and "response_ids" (an array of integers).
+ * "prompt", "metadata" (an object or a JSON string) and "response_ids" (an array of integers);
+ * "completion" or "output" are read when "response" is absent, "ground_truth" or "reference"
+ * when "answer" is.
  * Prints the number of lines, accuracy (the fraction whose reason is "ok": a correct answer for the
  * verifiers), the mean score, a count per reason, and the throughput of the scoring calls alone
  * and of the whole run (reading and parsing included), and the CPU time of the scoring calls.
@@ -185,6 +187,11 @@ static void parse_line(char *text, size_t len, line *ln, segrl_reward_sample *s)
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(ln->json, "prompt");
     const cJSON *r = cJSON_GetObjectItemCaseSensitive(ln->json, "response");
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(ln->json, "answer");
+    /* the names other dumps use: completion / output, ground_truth / reference */
+    if (!r) r = cJSON_GetObjectItemCaseSensitive(ln->json, "completion");
+    if (!r) r = cJSON_GetObjectItemCaseSensitive(ln->json, "output");
+    if (!a) a = cJSON_GetObjectItemCaseSensitive(ln->json, "ground_truth");
+    if (!a) a = cJSON_GetObjectItemCaseSensitive(ln->json, "reference");
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(ln->json, "metadata");
     const cJSON *ids = cJSON_GetObjectItemCaseSensitive(ln->json, "response_ids");
     if (!cJSON_IsString(r)) {
@@ -199,8 +206,9 @@ static void parse_line(char *text, size_t len, line *ln, segrl_reward_sample *s)
     else if (cJSON_IsNumber(a)) { /* numeric answers: print them as text */
         char buf[64];
         snprintf(buf, sizeof buf, "%.17g", a->valuedouble);
-        cJSON_ReplaceItemInObjectCaseSensitive(ln->json, "answer", cJSON_CreateString(buf));
-        s->answer = cJSON_GetObjectItemCaseSensitive(ln->json, "answer")->valuestring;
+        cJSON *txt = cJSON_CreateString(buf);
+        cJSON_ReplaceItemInObjectCaseSensitive(ln->json, a->string, txt);
+        s->answer = txt->valuestring;
     }
     if (cJSON_IsString(m)) s->metadata_json = m->valuestring;
     else if (cJSON_IsObject(m)) s->metadata_json = ln->meta = cJSON_PrintUnformatted(m);
