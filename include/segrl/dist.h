@@ -14,7 +14,8 @@
  * of one.
  *
  * Every call: segrl_status; on failure segrl_last_error() reads "<function>: <argument>:
- * <problem>"; outputs are written only on success.
+ * <problem>"; outputs are written only on success, with one exception: the buffer of a collective
+ * that fails with SEGRL_ERR_COMM may be partly written (the transfer had begun).
  *
  * Collectives are matched by call order: every rank calls the same collectives in the same order
  * with the same counts (allgatherv: its own count), dtypes and devices. A communicator is used by
@@ -53,9 +54,9 @@ extern "C" {
 typedef struct segrl_comm segrl_comm;
 
 typedef enum segrl_comm_launch {
-    /* MPI when the process was started by mpirun/srun (OMPI_COMM_WORLD_SIZE, PMI_SIZE,
-     * PMIX_RANK set) or MPI is already initialized; else the torchrun-style environment when
-     * WORLD_SIZE is set; else a world of one process. */
+    /* MPI when MPI is already initialized or mpirun started the process (OMPI_COMM_WORLD_SIZE);
+     * else the torchrun-style environment when WORLD_SIZE is set; else MPI when a scheduler's
+     * PMI variables are set (PMI_SIZE, PMIX_RANK, PMI_RANK: srun); else a world of one. */
     SEGRL_COMM_LAUNCH_AUTO = 0,
     SEGRL_COMM_LAUNCH_MPI = 1, /* MPI_Init_thread (unless the program initialized MPI already) */
     SEGRL_COMM_LAUNCH_ENV = 2, /* RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT */
