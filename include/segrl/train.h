@@ -1,6 +1,9 @@
 /* segrl/train.h — training utilities of the ATen bridge (libsegrl_torch): AdamW, gradient-norm
  * clipping, learning-rate schedules, gradient accumulation, and atomic, checksummed checkpoints.
  *
+ * The last section wraps segrl's loss kernels (segrl/loss.h) as custom autograd functions: a
+ * libtorch trainer gets differentiable log-probs and losses whose backward runs segrl's backward.
+ *
  * Parameters are segrl_tensor handles (e.g. the borrowed ones segrl_model_parameters returns).
  * The optimizer keeps its own reference to each parameter tensor (it shares the storage, so an
  * update is seen by the model) and reads the gradient libtorch's autograd accumulated in it.
@@ -12,6 +15,7 @@
 #define SEGRL_TRAIN_H
 
 #include "segrl/core.h"
+#include "segrl/loss.h"
 #include "segrl/torch.h"
 
 #ifdef __cplusplus
@@ -222,6 +226,74 @@ SEGRL_API segrl_status segrl_checkpoint_list(const char *root, int64_t *out_step
  * *out_removed (may be NULL): checkpoints removed. */
 SEGRL_API segrl_status segrl_checkpoint_prune(const char *root, int64_t keep_last,
                                               int64_t *out_removed);
+
+// ----------------------------------------------------------------------------
+// autograd-aware losses
+
+/* Each call runs the segrl forward kernel on the inputs' device and returns NEW tensors that are
+ * part of libtorch's autograd graph (when an input requires grad): a later backward (e.g.
+ * segrl_tensor_backward on a loss built from them) calls the matching segrl backward kernel and
+ * sends the gradients on to the inputs. Inputs are borrowed for the call; the graph keeps its own
+ * references to what the backward needs (libtorch's saved-tensor version checks apply: changing
+ * a saved input in place before the backward is an error there). The forward validates contents
+ * (SEGRL_CHECKS_FULL); the backward checks shapes only. The calls take the inputs as they are
+ * (a non-contiguous input is copied first) and never change them. Workspaces are allocated
+ * through libtorch's allocator on the inputs' device. On CUDA the kernels run on the current
+ * libtorch stream (libtorch 2.x; with older versions the default stream). */
+
+/* Fused log-probabilities from logits (segrl_logprobs_forward / _backward):
+ *   z = logits / T,  logp = z[target] - logsumexp(z),  entropy = logsumexp(z) - sum softmax(z) z
+ * logits: (..., V) f32/bf16/f16. targets: i32/i64 with logits' leading shape (a negative id: no
+ * target, logp 0 and no gradient there). opts: NULL for the defaults (temperature 1).
+ * out_logp (required) and out_entropy (NULL: not returned): NEW f32 tensors of targets' shape,
+ * both differentiable w.r.t. logits:
+ *   dlogits = (g (onehot(target) - p) - h p (log p + entropy)) / T   (g, h their upstream grads)
+ * Errors: SEGRL_ERR_INVALID (shapes, dtypes, a target >= V, non-finite logits: the kernel's
+ * message), SEGRL_ERR_ALLOC, SEGRL_ERR_NO_DEVICE / SEGRL_ERR_CUDA from the kernels. */
+SEGRL_API segrl_status segrl_autograd_logprobs(const segrl_tensor *logits,
+                                               const segrl_tensor *targets,
+                                               const segrl_logprob_opts *opts,
+                                               segrl_tensor **out_logp,
+                                               segrl_tensor **out_entropy);
+
+/* The same from hidden states and the LM-head weight without materializing the logits
+ * (segrl_linear_logprobs_forward / _backward; logits = hidden @ weight^T):
+ * hidden: (..., D), weight: (V, D), both f32 or both bf16; targets: hidden's leading shape.
+ * Differentiable w.r.t. hidden and weight (gradients in their dtype; the kernels accumulate in
+ * f32). opts->accumulate is ignored (autograd accumulates). */
+SEGRL_API segrl_status segrl_autograd_linear_logprobs(const segrl_tensor *hidden,
+                                                      const segrl_tensor *weight,
+                                                      const segrl_tensor *targets,
+                                                      const segrl_logprob_opts *opts,
+                                                      segrl_tensor **out_logp,
+                                                      segrl_tensor **out_entropy);
+
+/* The tensors of segrl_autograd_policy_loss: segrl_policy_loss_inputs with tensors, NULL for an
+ * absent one. Token tensors are (B, T) (padded) or, with `offsets`, (N) (packed). */
+typedef struct segrl_autograd_policy_inputs {
+    const segrl_tensor *logp;       /* required; differentiable */
+    const segrl_tensor *old_logp;
+    const segrl_tensor *advantages; /* required */
+    const segrl_tensor *ref_logp;
+    const segrl_tensor *entropy;    /* differentiable (the entropy bonus) */
+    const segrl_tensor *values;     /* differentiable (the value loss) */
+    const segrl_tensor *old_values;
+    const segrl_tensor *returns;
+    const segrl_tensor *mask;
+    const segrl_tensor *prob_mask;
+    const segrl_tensor *offsets;    /* NULL: padded; else i32/i64 (B + 1): packed */
+} segrl_autograd_policy_inputs;
+
+/* The policy loss of segrl_policy_loss_forward (PPO / GSPO / CISPO / REINFORCE, KL, entropy,
+ * value terms, the four aggregations; opts NULL: the defaults) as a NEW 0-dim f32 tensor,
+ * differentiable w.r.t. logp, entropy and values; its backward is segrl_policy_loss_backward.
+ * out_stats (may be NULL): the forward's statistics. With opts->normalizer set to the full
+ * batch's normalizer, the losses of micro-batches sum to the full batch's loss, and so do
+ * their gradients (segrl_optimizer_step with grad_divisor 1). */
+SEGRL_API segrl_status segrl_autograd_policy_loss(const segrl_autograd_policy_inputs *in,
+                                                  const segrl_policy_loss_opts *opts,
+                                                  segrl_tensor **out_loss,
+                                                  segrl_policy_loss_stats *out_stats);
 
 #ifdef __cplusplus
 }
