@@ -593,6 +593,14 @@ static int bench(void) {
     }
     cJSON_Delete(root);
     free(corpus);
+    const char *dump = getenv("SEGRL_BENCH_DUMP"); /* the text, to time other tokenizers on it */
+    if (dump) {
+        FILE *f = fopen(dump, "wb");
+        if (f) {
+            fwrite(text, 1, n, f);
+            fclose(f);
+        }
+    }
     char trained[400];
     snprintf(trained, sizeof trained, "/tmp/segrl-bench-trained-%d.json", (int)getpid());
     if (write_trained(trained)) return 2;
@@ -610,9 +618,10 @@ static int bench(void) {
             if (dt < best) best = dt;
             segrl_free(ids);
         }
-        printf("encode %-12s vocab %5lld: %.1f MB in %.3f s = %.1f MB/s (%.2f bytes/token)\n",
+        printf("encode %-12s vocab %5lld: %.1f MB in %.3f s = %.1f MB/s (%lld tokens, %.2f "
+               "bytes/token)\n",
                f == 3 ? "trained" : files[f], (long long)segrl_tokenizer_vocab_size(tok),
-               (double)n / 1e6, best, (double)n / 1e6 / best, (double)n / (double)m);
+               (double)n / 1e6, best, (double)n / 1e6 / best, (long long)m, (double)n / (double)m);
         segrl_tokenizer_free(tok);
     }
     unlink(trained);
