@@ -74,6 +74,7 @@ static int is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == 
 
 /* s[i..] starts with pat; with `word`, the next char is not a letter */
 static int at(const char *s, size_t n, size_t i, const char *pat, int word) {
+    if (i >= n || s[i] != pat[0] || (pat[0] && i + 1 < n && pat[1] && s[i + 1] != pat[1])) return 0;
     size_t m = strlen(pat);
     if (i + m > n || memcmp(s + i, pat, m) != 0) return 0;
     return !word || i + m >= n || !is_alpha(s[i + m]);

@@ -45,7 +45,7 @@ int rw_last_boxed(const char *s, size_t n, size_t *ob, size_t *oe) {
     /* "\boxed 5" (space form, as some solutions write it) after the last braced one */
     for (size_t i = n; i >= 7; i--) {
         size_t p = i - 7;
-        if (memcmp(s + p, "\\boxed ", 7) != 0) continue;
+        if (s[p] != '\\' || memcmp(s + p, "\\boxed ", 7) != 0) continue;
         if (found && p < best_start) break;
         size_t b = p + 7;
         while (b < n && s[b] == ' ') b++;
