@@ -324,7 +324,7 @@ static double sd_std(double m2, double n, int unbiased) {
 
 static inline double sd_div0(double a, double d) { return d > 0 ? a / d : 0.0; }
 
-enum { SD_GRPO = 0, SD_RLOO = 1, SD_RPP = 2 };
+enum { SD_GRPO = 0, SD_RLOO = 1, SD_RPP = 2, SD_OPO = 3, SD_GPG = 4 };
 
 static segrl_status sd_outcome_run(segrl_comm *comm, const char *fn, int op,
                                    const segrl_layout *layout, const segrl_outcome *in,
@@ -335,34 +335,39 @@ static segrl_status sd_outcome_run(segrl_comm *comm, const char *fn, int op,
     SD_TRY(sd_outcome_args(fn, layout, in, opts, out_tok, out_seq, &a));
     const int64_t B = a.g.B, G = a.G;
     const segrl_outcome_opts *o = &a.o;
-    /* scratch: R, len, A (B each); s1: n, sum per group + batch n, sum; s2: m2 per group + batch */
+    /* round 1, K doubles per group: n, sum R (OPO also: sum len * R, sum len), then the batch's
+     * n and sum R; round 2 (GRPO): sum of squared deviations per group, then the batch's */
+    const int64_t K = op == SD_OPO ? 4 : 2, n1 = K * G + 2;
     double *R, *s1, *s2;
     SD_TRY(sd_alloc(fn, (size_t)(3 * B), &R));
     double *len = R + B, *A = R + 2 * B;
-    segrl_status st = sd_alloc(fn, (size_t)(3 * G + 3), &s1);
+    segrl_status st = sd_alloc(fn, (size_t)(n1 + G + 1), &s1);
     if (st != SEGRL_OK) {
         segrl_free(R);
         return st;
     }
-    s2 = s1 + 2 * G + 2;
-    memset(s1, 0, (size_t)(3 * G + 3) * sizeof(double));
+    s2 = s1 + n1;
+    memset(s1, 0, (size_t)(n1 + G + 1) * sizeof(double));
     sd_outcome_inputs(&a, R, len);
     for (int64_t b = 0; b < B; b++) {
-        int64_t k = sd_ix(a.gidx, a.gdt, b);
-        s1[2 * k] += 1;
-        s1[2 * k + 1] += R[b];
-        s1[2 * G + 1] += R[b];
+        double *sk = s1 + K * sd_ix(a.gidx, a.gdt, b);
+        sk[0] += 1;
+        sk[1] += R[b];
+        if (K == 4) {
+            sk[2] += len[b] * R[b];
+            sk[3] += len[b];
+        }
+        s1[K * G + 1] += R[b];
     }
-    s1[2 * G] = (double)B;
-    /* round 1: counts and sums */
-    st = sd_cpu_allreduce(comm, fn, s1, s1, 2 * G + 2, SEGRL_DTYPE_F64, SEGRL_REDUCE_SUM);
-    const double bn = s1[2 * G], bmean = bn > 0 ? s1[2 * G + 1] / bn : 0.0;
+    s1[K * G] = (double)B;
+    st = sd_cpu_allreduce(comm, fn, s1, s1, n1, SEGRL_DTYPE_F64, SEGRL_REDUCE_SUM);
+    const double bn = s1[K * G], bmean = bn > 0 ? s1[K * G + 1] / bn : 0.0;
     double bstd = 0.0;
     if (st == SEGRL_OK && op == SD_GRPO) {
         /* round 2: squared deviations from the global means */
         for (int64_t b = 0; b < B; b++) {
             int64_t k = sd_ix(a.gidx, a.gdt, b);
-            double d = R[b] - s1[2 * k + 1] / s1[2 * k];
+            double d = R[b] - s1[K * k + 1] / s1[K * k];
             s2[k] += d * d;
             s2[G] += (R[b] - bmean) * (R[b] - bmean);
         }
@@ -370,14 +375,15 @@ static segrl_status sd_outcome_run(segrl_comm *comm, const char *fn, int op,
         bstd = sd_std(s2[G], bn, o->unbiased);
     }
     for (int64_t b = 0; st == SEGRL_OK && b < B; b++) {
+        const double *sk = s1 + K * sd_ix(a.gidx, a.gdt, b);
         const int64_t k = sd_ix(a.gidx, a.gdt, b);
-        const double n = s1[2 * k];
+        const double n = sk[0];
         const int single = n < 2;
         if (single && o->singleton == SEGRL_SINGLETON_ZERO) {
             A[b] = 0;
             continue;
         }
-        const double mean = single ? 0.0 : s1[2 * k + 1] / n;
+        const double mean = single ? 0.0 : sk[1] / n;
         if (op == SD_GRPO) {
             double std = single ? 1.0 : sd_std(s2[k], n, o->unbiased);
             if (o->std_scope == SEGRL_STD_BATCH) std = bstd;
@@ -385,9 +391,20 @@ static segrl_status sd_outcome_run(segrl_comm *comm, const char *fn, int op,
             if (o->std_scope != SEGRL_STD_NONE) A[b] = sd_div0(A[b], std + (double)o->eps);
         } else if (op == SD_RLOO) {
             A[b] = single ? R[b] : (R[b] - mean) * n / (n - 1);
-        } else {
+        } else if (op == SD_OPO) {
+            /* length-weighted baseline sum(len R) / sum(len); 0 without valid tokens */
+            A[b] = R[b] - (single || sk[3] <= 0 ? 0.0 : sk[2] / sk[3]);
+        } else { /* REINFORCE++-baseline, GPG */
             A[b] = R[b] - mean;
         }
+    }
+    /* GPG: alpha = B / (number of sequences with A != 0) over the global batch; 1 when none */
+    if (st == SEGRL_OK && op == SD_GPG) {
+        double nz = 0;
+        for (int64_t b = 0; b < B; b++) nz += A[b] != 0.0;
+        st = sd_cpu_allreduce(comm, fn, &nz, &nz, 1, SEGRL_DTYPE_F64, SEGRL_REDUCE_SUM);
+        const double alpha = nz > 0 ? bn / nz : 1.0;
+        for (int64_t b = 0; b < B; b++) A[b] *= alpha;
     }
     /* REINFORCE++-baseline: whiten A over the valid tokens of the global batch (unbiased var,
      * eps 1e-8 inside the sqrt); token moments follow from A_b weighted by len_b */
@@ -436,6 +453,20 @@ segrl_status segrl_dist_rloo(segrl_comm *comm, const segrl_layout *layout, const
                              segrl_view out_seq_advantages) {
     return sd_outcome_run(comm, "segrl_dist_rloo", SD_RLOO, layout, in, opts,
                           out_token_advantages, out_seq_advantages);
+}
+
+segrl_status segrl_dist_opo(segrl_comm *comm, const segrl_layout *layout, const segrl_outcome *in,
+                            const segrl_outcome_opts *opts, segrl_view out_token_advantages,
+                            segrl_view out_seq_advantages) {
+    return sd_outcome_run(comm, "segrl_dist_opo", SD_OPO, layout, in, opts, out_token_advantages,
+                          out_seq_advantages);
+}
+
+segrl_status segrl_dist_gpg(segrl_comm *comm, const segrl_layout *layout, const segrl_outcome *in,
+                            const segrl_outcome_opts *opts, segrl_view out_token_advantages,
+                            segrl_view out_seq_advantages) {
+    return sd_outcome_run(comm, "segrl_dist_gpg", SD_GPG, layout, in, opts, out_token_advantages,
+                          out_seq_advantages);
 }
 
 segrl_status segrl_dist_reinforce_pp_baseline(segrl_comm *comm, const segrl_layout *layout,

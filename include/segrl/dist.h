@@ -180,6 +180,21 @@ SEGRL_API segrl_status segrl_dist_reinforce_pp_baseline(segrl_comm *comm,
                                                         segrl_view out_token_advantages,
                                                         segrl_view out_seq_advantages);
 
+/* segrl_opo on the global batch: the length-weighted baseline of each group over every rank. */
+SEGRL_API segrl_status segrl_dist_opo(segrl_comm *comm, const segrl_layout *layout,
+                                      const segrl_outcome *in, const segrl_outcome_opts *opts,
+                                      segrl_view out_token_advantages,
+                                      segrl_view out_seq_advantages);
+
+/* segrl_gpg on the global batch: alpha = global B / global count of non-zero advantages. */
+SEGRL_API segrl_status segrl_dist_gpg(segrl_comm *comm, const segrl_layout *layout,
+                                      const segrl_outcome *in, const segrl_outcome_opts *opts,
+                                      segrl_view out_token_advantages,
+                                      segrl_view out_seq_advantages);
+
+/* ReMax needs no communication (no groups): segrl_remax on each rank's own batch is already its
+ * slice of the global result. GRPO pass@k has no distributed form yet. */
+
 /* segrl_whiten on the global batch: statistics over the valid tokens of every rank (group_index
  * none) or of each global group (group_index (B) in [0, num_groups)). */
 SEGRL_API segrl_status segrl_dist_whiten(segrl_comm *comm, const segrl_layout *layout,
