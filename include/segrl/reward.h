@@ -328,8 +328,9 @@ SEGRL_API segrl_status segrl_reward_normalize_stats(const segrl_reward *reward,
  *
  * The loader reads segrl_reward_plugin_abi first and refuses a different version without calling
  * anything ("segrl_reward_plugin: <path>: plugin ABI version 2, this segrl expects 1"); then
- * init fills *out (out->abi_version must match too). The library is dlclose'd when the reward is
- * freed, after out->release. A plugin may report errors with segrl_set_error. */
+ * init fills *out (out->abi_version must match too). An init that fails frees what it allocated
+ * (release is not called) and may say why with segrl_set_error; its message is passed on. The
+ * library is dlclose'd when the reward is freed, after out->release. */
 #define SEGRL_REWARD_PLUGIN_ABI_SYMBOL "segrl_reward_plugin_abi"
 #define SEGRL_REWARD_PLUGIN_INIT_SYMBOL "segrl_reward_plugin_init"
 typedef segrl_status (*segrl_reward_plugin_init_fn)(const char *options_json,
