@@ -1,7 +1,7 @@
 # Tests of the ATen bridge's training utilities and autograd losses (label torch): built only when
 # libsegrl_torch is (CMake found Torch).
 if(TARGET segrl_torch)
-  foreach(t test-torch-train)
+  foreach(t test-torch-train test-torch-train-model)
     if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/${t}.c)
       add_executable(${t} ${t}.c)
       target_link_libraries(${t} PRIVATE segrl::torch m)

@@ -55,13 +55,21 @@ segrl_view scalar_view(const at::Tensor &t) {
     return v;
 }
 
-// c10::Stream::native_handle() (libtorch 2.x) when it exists; else the default stream (NULL)
+// The current stream's cudaStream_t: c10::Stream::stream_handle() (recent libtorch), else
+// native_handle() (some 2.x releases), else NULL, the default stream (libtorch 1.x: correct
+// unless the caller made another stream current)
+template <int N> struct rank : rank<N - 1> {};
+template <> struct rank<0> {};
 template <typename S>
-auto stream_handle(const S &s, int) -> decltype(s.native_handle()) {
-    return s.native_handle();
+auto stream_handle(const S &s, rank<2>) -> decltype((void *)s.stream_handle()) {
+    return (void *)s.stream_handle();
 }
 template <typename S>
-void *stream_handle(const S &, long) {
+auto stream_handle(const S &s, rank<1>) -> decltype((void *)s.native_handle()) {
+    return (void *)s.native_handle();
+}
+template <typename S>
+void *stream_handle(const S &, rank<0>) {
     return nullptr;
 }
 
@@ -74,7 +82,7 @@ struct Exec {
         e.checks = checks;
         if (t.is_cuda()) {
             c10::Stream s = c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA)->getStream(t.device());
-            e.stream = (void *)stream_handle(s, 0);
+            e.stream = stream_handle(s, rank<2>{});
         }
         if (bytes) {
             ws = at::empty({(int64_t)bytes}, t.options().dtype(at::kByte).requires_grad(false));
