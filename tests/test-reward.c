@@ -131,6 +131,16 @@ static void test_gsm8k(void) {
     CHECK(strcmp(d.extracted, "1,234.50") == 0 && strcmp(d.normalized, "1234.5") == 0 &&
               d.reason == SEGRL_REWARD_OK,
           "gsm8k detail: \"%s\" \"%s\"", d.extracted, d.normalized);
+    /* detail texts are valid UTF-8: invalid bytes become '?', long texts end in "..." */
+    score1(r, "#### 5\xff\xfe", "5", &d);
+    CHECK(strcmp(d.extracted, "5") == 0, "utf8: \"%s\"", d.extracted);
+    char longnum[400];
+    for (int i = 0; i < 300; i++) longnum[i] = (char)('1' + i % 9);
+    longnum[300] = '\0';
+    score1(r, longnum, longnum, &d);
+    CHECK(strlen(d.extracted) == SEGRL_REWARD_TEXT_MAX - 1 &&
+              strcmp(d.extracted + SEGRL_REWARD_TEXT_MAX - 4, "...") == 0 && d.reason == SEGRL_REWARD_OK,
+          "long extracted: %zu \"%s\"", strlen(d.extracted), d.extracted);
     score1(r, "", "5", &d);
     CHECK(d.reason == SEGRL_REWARD_EMPTY_RESPONSE, "empty: %s", segrl_reward_reason_name(d.reason));
     score1(r, "nothing", "5", &d);
@@ -422,6 +432,16 @@ static void test_math_responses(void) {
           "math detail: \"%s\" \"%s\"", d.extracted, d.normalized);
     score1(r, "no digits", "5", &d);
     CHECK(d.reason == SEGRL_REWARD_NO_ANSWER, "no answer: %s", segrl_reward_reason_name(d.reason));
+    /* invalid UTF-8 and a multi-byte character cut by the length limit */
+    score1(r, "\\boxed{\xc3(\xff\xe2\x82\xac}", "5", &d);
+    CHECK(strcmp(d.extracted, "?(?\xe2\x82\xac") == 0, "utf8 extracted: \"%s\"", d.extracted);
+    char euros[700] = "\\boxed{";
+    for (int i = 0; i < 200; i++) strcat(euros, "\xe2\x82\xac");
+    strcat(euros, "}");
+    score1(r, euros, "5", &d);
+    size_t el = strlen(d.extracted);
+    CHECK(el <= SEGRL_REWARD_TEXT_MAX - 1 && el >= 6 && strcmp(d.extracted + el - 3, "...") == 0 &&
+              (el - 3) % 3 == 0, "cut at a character: %zu", el);
     segrl_reward_free(r);
 }
 

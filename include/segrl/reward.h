@@ -70,8 +70,9 @@ SEGRL_API const char *segrl_reward_reason_name(int32_t reason);
 #define SEGRL_REWARD_TEXT_MAX 128 /* bytes of each text field of a detail, NUL included */
 #define SEGRL_REWARD_MAX_SOURCES 8 /* per-source scores a combinator logs in a detail */
 
-/* Per-sample detail for logging. Text fields are NUL-terminated and truncated to fit (a
- * truncated field ends in "..."); "" when not applicable. */
+/* Per-sample detail for logging. Text fields are NUL-terminated valid UTF-8 (invalid bytes of
+ * the response become '?') and truncated at a character boundary to fit (a truncated field ends
+ * in "..."); "" when not applicable. */
 typedef struct segrl_reward_detail {
     int32_t reason;                              /* segrl_reward_reason */
     int32_t num_sources;                         /* combinators: entries of sources[] used */

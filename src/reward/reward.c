@@ -36,16 +36,52 @@ const char *segrl_reward_reason_name(int32_t reason) {
     return "unknown";
 }
 
+/* length of the valid UTF-8 sequence at s[0..n), 0 when invalid (overlong forms, surrogates and
+ * code points past U+10FFFF are invalid) */
+static size_t utf8_seq(const unsigned char *s, size_t n) {
+    unsigned c = s[0];
+    if (c < 0x80) return 1;
+    size_t k;
+    unsigned lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) k = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        k = 3;
+        if (c == 0xE0) lo = 0xA0;
+        if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        k = 4;
+        if (c == 0xF0) lo = 0x90;
+        if (c == 0xF4) hi = 0x8F;
+    } else
+        return 0;
+    if (n < k || s[1] < lo || s[1] > hi) return 0;
+    for (size_t i = 2; i < k; i++)
+        if (s[i] < 0x80 || s[i] > 0xBF) return 0;
+    return k;
+}
+
+/* Detail texts are always valid UTF-8 (logs and JSON lines stay readable): invalid bytes become
+ * '?', and a text too long is cut at a character boundary and ends in "...". */
 void rw_text(char dst[SEGRL_REWARD_TEXT_MAX], const char *s, size_t len) {
+    const unsigned char *u = (const unsigned char *)s;
     if (!s) len = 0;
-    if (len < SEGRL_REWARD_TEXT_MAX) {
-        if (len) memcpy(dst, s, len);
-        dst[len] = '\0';
-        return;
+    /* sanitizing never lengthens, so a short input always fits whole */
+    size_t cap = len < SEGRL_REWARD_TEXT_MAX ? SEGRL_REWARD_TEXT_MAX - 1 : SEGRL_REWARD_TEXT_MAX - 4;
+    size_t i = 0, o = 0;
+    while (i < len) {
+        size_t k = utf8_seq(u + i, len - i);
+        size_t w = k ? k : 1;
+        if (o + w > cap) break;
+        if (k) memcpy(dst + o, s + i, k);
+        else dst[o] = '?';
+        o += w;
+        i += w;
     }
-    size_t keep = SEGRL_REWARD_TEXT_MAX - 4;
-    memcpy(dst, s, keep);
-    memcpy(dst + keep, "...", 4);
+    if (i < len) {
+        memcpy(dst + o, "...", 3);
+        o += 3;
+    }
+    dst[o] = '\0';
 }
 
 double rw_now(void) {
