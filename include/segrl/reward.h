@@ -155,8 +155,8 @@ struct segrl_reward_run {
  * out in small chunks); each sample gets run->time_limit_s: a sample whose scoring reports the
  * deadline, or returns after it, gets run->failure_score and SEGRL_REWARD_TIMEOUT. A sample whose
  * scoring fails gets failure_score and SEGRL_REWARD_ERROR with the message (unless
- * run->fail_on_error). The built-in verifiers are linear in the input and check the deadline, so
- * hostile inputs (10^6-character responses, deep or unbalanced braces, huge numbers, invalid
+ * run->fail_on_error). The built-in verifiers are linear in the input (and check the deadline
+ * once they have extracted an answer), so hostile inputs (10^6-character responses, deep or unbalanced braces, huge numbers, invalid
  * UTF-8) end in bounded time and memory. Time limits are cooperative: a custom or plugin reward
  * that never returns cannot be interrupted (C threads cannot be killed safely).
  * Errors: SEGRL_ERR_INVALID (reward NULL, n < 0, samples/out_scores NULL with n > 0, bad run

@@ -98,6 +98,8 @@ static segrl_status gsm8k_score(void *user, const segrl_reward_sample *smp, int6
             if (r < 0) return sg_fail(SEGRL_ERR_ALLOC, "gsm8k: out of memory");
             if (r == 0) {
                 d.reason = SEGRL_REWARD_NO_ANSWER;
+            } else if (rw_expired()) {
+                d.reason = SEGRL_REWARD_TIMEOUT;
             } else {
                 rw_text(d.extracted, resp + b, e - b);
                 int c = rw_canon_number(resp + b, e - b, cgot, sizeof cgot, &got_int, &got_v);
