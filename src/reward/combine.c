@@ -1,8 +1,8 @@
 /* combine.c — transforms and combinators over other rewards:
  *   weighted sum        R = sum_j w_j R_j                      (each source logged per sample)
- *   ensemble            mean | median | min | mean - lambda * std  (Coste et al. 2023,
- *                       arXiv 2312.09244: conservative reward-model ensembles; std is the
- *                       population standard deviation over members)
+ *   ensemble            mean | median | min | mean - lambda * std  (Eisenstein et al. 2023,
+ *                       arXiv 2312.09244: reward-model ensembles; std is the population standard
+ *                       deviation over members)
  *   clip                clamp(R, lo, hi)
  *   PAR                 (1/M) sum_m sigmoid(k (R - r_ref,m))   (Fu et al. 2025, arXiv 2502.18770)
  *   LSC                 log sigmoid(R - r_ref)                 (Wang et al. 2024, arXiv 2402.00742)
