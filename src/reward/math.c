@@ -133,6 +133,21 @@ static void pass_a(const char *s, size_t n, sb *o) {
             i += 2;
             continue;
         }
+        if (c == '\\' && (at(s, n, i, "\\text{", 0) || at(s, n, i, "\\mbox{", 0))) {
+            /* "x = 2 \text{ or } x = -3", "1 \text{and} 2": a list */
+            size_t j = i + 6; /* both commands are 6 bytes with the brace */
+            while (j < n && s[j] == ' ') j++;
+            size_t w = at(s, n, j, "and", 0) ? 3 : at(s, n, j, "or", 0) ? 2 : 0;
+            if (w) {
+                j += w;
+                while (j < n && s[j] == ' ') j++;
+                if (j < n && s[j] == '}') {
+                    sb_putc(o, ',');
+                    i = j + 1;
+                    continue;
+                }
+            }
+        }
         if (c == '\\') {
             int hit = 0;
             for (size_t k = 0; k < sizeof SUBSTS / sizeof SUBSTS[0]; k++)
