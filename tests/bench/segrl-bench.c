@@ -417,7 +417,8 @@ static segrl_status run_op(int which, const dev_bufs *d, int64_t G, const segrl_
 typedef struct row {
     char bench[16], op[48], device[16], device_name[128], shape[48], baseline[48];
     double seconds, items, items_per_s, bytes, gb_per_s, baseline_gb_per_s, ratio;
-    double work_bytes; /* loss rows: working memory of the method (0: not reported) */
+    double work_bytes;  /* loss rows: working memory of the method (0: not reported) */
+    double cpu_seconds; /* loss rows (CPU): median process CPU time per call (0: not reported) */
     int reps;
 } row;
 
@@ -512,6 +513,10 @@ static void write_json(const char *path) {
         if (r->work_bytes > 0) {
             fputs(", \"work_bytes\": ", f);
             json_number(f, r->work_bytes);
+        }
+        if (r->cpu_seconds > 0) {
+            fputs(", \"cpu_seconds\": ", f);
+            json_number(f, r->cpu_seconds);
         }
         fprintf(f, ", \"reps\": %d}%s\n", r->reps, i + 1 < n_rows ? "," : "");
     }
@@ -1596,7 +1601,29 @@ static segrl_logprob_out loss_outs(const loss_ctx *c) {
     return o;
 }
 
+/* Process CPU time of each CPU loss call, so a row can also report it: on a shared machine the
+ * wall time of a compute-bound call grows with the other processes' load, its CPU time much
+ * less (with OpenBLAS on one thread the two agree on an idle machine). */
+#define LOSS_MAX_CALLS 4096
+static double loss_cpu_times[LOSS_MAX_CALLS];
+static int loss_ncalls;
+
+static double process_cpu_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static segrl_status loss_call_timed(const void *ctx, int set, const segrl_exec *ex);
+
 static segrl_status loss_call(const void *ctx, int set, const segrl_exec *ex) {
+    const double t0 = process_cpu_s();
+    segrl_status st = loss_call_timed(ctx, set, ex);
+    if (loss_ncalls < LOSS_MAX_CALLS) loss_cpu_times[loss_ncalls++] = process_cpu_s() - t0;
+    return st;
+}
+
+static segrl_status loss_call_timed(const void *ctx, int set, const segrl_exec *ex) {
     const loss_ctx *c = ctx;
     (void)set;
     const segrl_device cpu = segrl_cpu();
@@ -1662,17 +1689,272 @@ static void loss_row(const bench_dev *bd, loss_ctx *c, const char *op, const cha
     rs.ws_bytes = ws_bytes;
     rs.items = (double)c->N;
     rs.bytes = bytes;
-    if (bench_row(bd, &rs)) rows[n_rows - 1].work_bytes = work_bytes;
+    loss_ncalls = 0;
+    if (bench_row(bd, &rs)) {
+        row *r = &rows[n_rows - 1];
+        r->work_bytes = work_bytes;
+        const int k = loss_ncalls < bd->reps ? loss_ncalls : bd->reps; /* the timed calls */
+        if (k > 0) r->cpu_seconds = median(loss_cpu_times + loss_ncalls - k, k);
+        printf("    process CPU time per call: median %.6f s\n", r->cpu_seconds);
+    }
 }
 
 static void loss_fill(float *p, size_t n, float scale) {
     for (size_t i = 0; i < n; i++) p[i] = scale * (2.0f * rng_unit() - 1.0f);
 }
 
+#ifdef SEGRL_BENCH_CUDA
+static segrl_status loss_cuda_call(const void *ctx, int set, const segrl_exec *ex);
+/* one CUDA row; the fused linear row may be skipped when libsegrl cannot load cuBLAS */
+static int loss_row_cuda(const bench_dev *bd, void *c, const char *op, const char *shape,
+                         size_t ws_bytes, int64_t items, double bytes, double work_bytes) {
+    row_spec rs;
+    memset(&rs, 0, sizeof rs);
+    rs.op = op;
+    rs.shape = shape;
+    rs.fn = loss_cuda_call;
+    rs.ctx = c;
+    rs.nsets = 1;
+    rs.ws_bytes = ws_bytes;
+    rs.ungated = 1; /* cuBLAS calls and the fused linear loop enqueue many launches */
+    rs.may_be_unsupported = 1;
+    rs.items = (double)items;
+    rs.bytes = bytes;
+    const int ok = bench_row(bd, &rs);
+    if (ok) rows[n_rows - 1].work_bytes = work_bytes;
+    return ok;
+}
+#endif
+
+#ifdef SEGRL_BENCH_CUDA
+// CUDA rows of `loss` (device buffers; cuBLAS linked into the benchmark itself for the
+// materialized baseline, libsegrl opens its own with dlopen):
+//   logprobs+entropy fused     4 N V e + 20 N   (e = 4 f32, 2 bf16) one read of the logits
+//   logprobs backward fused    N V (e + 4)      read logits, write f32 dlogits
+//   linear fwd+bwd fused       bf16 hidden and weight; forward, then backward (dH, dW)
+//   linear fwd+bwd materialized
+//                              cublasGemmEx logits (f32, N x V stored), segrl_logprobs_forward
+//                              on them, segrl_logprobs_backward writing bf16 dlogits (N x V),
+//                              two cublasGemmEx for dH and dW: "cuBLAS + the softmax on stored
+//                              logits", the way an autograd graph without a fused head runs
+// Items: tokens; the linear rows count 2 (N + V) D bf16 bytes read (GB/s is not their figure of
+// merit: seconds and working memory are).
+#include <cublas_v2.h>
+
+enum { LC_LP_FWD, LC_LP_BWD, LC_LIN_FUSED, LC_LIN_MAT };
+
+typedef struct loss_cuda_ctx {
+    int kind;
+    int64_t N, V, D;
+    segrl_dtype dt;
+    void *x;          /* logits (N, V) dt */
+    int64_t *y;
+    float *outs;      /* 5 N: logp, entropy, lse, p_target, sum_p2 */
+    float *g, *h;
+    float *dx;        /* (N, V) f32 */
+    void *H, *W;      /* bf16 */
+    float *Z;         /* materialized logits (N, V) f32 */
+    uint16_t *Zb;     /* materialized bf16 dlogits (N, V) */
+    float *dH, *dW;
+    void *lin_ws;
+    size_t lin_ws_bytes;
+    cublasHandle_t blas;
+} loss_cuda_ctx;
+
+static void lc_gemm(const loss_cuda_ctx *c, cublasOperation_t ta, cublasOperation_t tb, int64_t m,
+                    int64_t n, int64_t k, const void *A, int64_t lda, const void *B, int64_t ldb,
+                    float *C, int64_t ldc) {
+    const float one = 1.0f, zero = 0.0f;
+    if (cublasGemmEx(c->blas, ta, tb, (int)m, (int)n, (int)k, &one, A, CUDA_R_16BF, (int)lda, B,
+                     CUDA_R_16BF, (int)ldb, &zero, C, CUDA_R_32F, (int)ldc, CUBLAS_COMPUTE_32F,
+                     CUBLAS_GEMM_DEFAULT) != CUBLAS_STATUS_SUCCESS)
+        die("cublasGemmEx", "failed");
+}
+
+static segrl_status loss_cuda_call(const void *ctx, int set, const segrl_exec *ex) {
+    const loss_cuda_ctx *c = ctx;
+    (void)set;
+    const segrl_device gpu = segrl_cuda(0);
+    const int64_t N = c->N, V = c->V, D = c->D;
+    const segrl_view Y = segrl_view_1d(c->y, SEGRL_DTYPE_I64, gpu, N);
+    segrl_logprob_out out = {segrl_view_1d(c->outs, SEGRL_DTYPE_F32, gpu, N),
+                             segrl_view_1d(c->outs + N, SEGRL_DTYPE_F32, gpu, N),
+                             segrl_view_1d(c->outs + 2 * N, SEGRL_DTYPE_F32, gpu, N),
+                             segrl_view_none(), segrl_view_none()};
+    const segrl_view G = segrl_view_1d(c->g, SEGRL_DTYPE_F32, gpu, N);
+    const segrl_view Hh = segrl_view_1d(c->h, SEGRL_DTYPE_F32, gpu, N);
+    segrl_status st;
+    switch (c->kind) {
+    case LC_LP_FWD:
+        return segrl_logprobs_forward(segrl_view_2d(c->x, c->dt, gpu, N, V), Y, NULL, ex, &out);
+    case LC_LP_BWD:
+        return segrl_logprobs_backward(segrl_view_2d(c->x, c->dt, gpu, N, V), Y, out.lse,
+                                       out.entropy, G, Hh, NULL, ex,
+                                       segrl_view_2d(c->dx, SEGRL_DTYPE_F32, gpu, N, V));
+    case LC_LIN_FUSED: {
+        segrl_exec lex = *ex;
+        lex.workspace = c->lin_ws;
+        lex.workspace_bytes = c->lin_ws_bytes;
+        const segrl_view HV = segrl_view_2d(c->H, SEGRL_DTYPE_BF16, gpu, N, D);
+        const segrl_view WV = segrl_view_2d(c->W, SEGRL_DTYPE_BF16, gpu, V, D);
+        st = segrl_linear_logprobs_forward(HV, WV, Y, NULL, &lex, &out);
+        if (st) return st;
+        return segrl_linear_logprobs_backward(HV, WV, Y, out.lse, out.entropy, G, Hh, NULL, &lex,
+                                              segrl_view_2d(c->dH, SEGRL_DTYPE_F32, gpu, N, D),
+                                              segrl_view_2d(c->dW, SEGRL_DTYPE_F32, gpu, V, D));
+    }
+    default: break;
+    }
+    /* materialized: Z (row-major N x V) = H W^T, i.e. column-major Z^T = W H^T */
+    if (cublasSetStream(c->blas, (cudaStream_t)ex->stream) != CUBLAS_STATUS_SUCCESS)
+        die("cublasSetStream", "failed");
+    lc_gemm(c, CUBLAS_OP_T, CUBLAS_OP_N, V, N, D, c->W, D, c->H, D, c->Z, V);
+    const segrl_view ZV = segrl_view_2d(c->Z, SEGRL_DTYPE_F32, gpu, N, V);
+    st = segrl_logprobs_forward(ZV, Y, NULL, ex, &out);
+    if (st) return st;
+    st = segrl_logprobs_backward(ZV, Y, out.lse, out.entropy, G, Hh, NULL, ex,
+                                 segrl_view_2d(c->Zb, SEGRL_DTYPE_BF16, gpu, N, V));
+    if (st) return st;
+    lc_gemm(c, CUBLAS_OP_N, CUBLAS_OP_N, D, N, V, c->W, D, c->Zb, V, c->dH, D);  /* dH = dZ W */
+    lc_gemm(c, CUBLAS_OP_N, CUBLAS_OP_T, D, V, N, c->H, D, c->Zb, V, c->dW, D);  /* dW = dZ^T H */
+    return SEGRL_OK;
+}
+
+static void *lc_fill(size_t n, segrl_dtype dt, float scale) {
+    const size_t es = dt == SEGRL_DTYPE_F32 ? 4 : 2;
+    const size_t chunk = (size_t)1 << 24;
+    void *hbuf = host_alloc(chunk * es), *d = NULL;
+    CUDA_OK(cudaMalloc(&d, n * es));
+    for (size_t i0 = 0; i0 < n; i0 += chunk) {
+        const size_t m = n - i0 < chunk ? n - i0 : chunk;
+        for (size_t i = 0; i < m; i++) {
+            const float v = scale * (2.0f * rng_unit() - 1.0f);
+            if (dt == SEGRL_DTYPE_F32) ((float *)hbuf)[i] = v;
+            else {
+                uint32_t u;
+                memcpy(&u, &v, 4);
+                ((uint16_t *)hbuf)[i] = (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+            }
+        }
+        CUDA_OK(cudaMemcpy((char *)d + i0 * es, hbuf, m * es, cudaMemcpyHostToDevice));
+    }
+    free(hbuf);
+    return d;
+}
+
+static void *lc_alloc(size_t bytes) {
+    void *p = NULL;
+    CUDA_OK(cudaMalloc(&p, bytes ? bytes : 1));
+    return p;
+}
+
+static void lc_common(loss_cuda_ctx *c) {
+    const int64_t N = c->N;
+    int64_t *y = host_alloc((size_t)N * 8);
+    float *gh = host_alloc((size_t)N * 4);
+    for (int64_t i = 0; i < N; i++) y[i] = (int64_t)(rng_next() % (uint64_t)c->V);
+    c->y = lc_alloc((size_t)N * 8);
+    CUDA_OK(cudaMemcpy(c->y, y, (size_t)N * 8, cudaMemcpyHostToDevice));
+    for (int64_t i = 0; i < N; i++) gh[i] = 1.0f;
+    c->g = lc_alloc((size_t)N * 4);
+    CUDA_OK(cudaMemcpy(c->g, gh, (size_t)N * 4, cudaMemcpyHostToDevice));
+    for (int64_t i = 0; i < N; i++) gh[i] = 0.01f;
+    c->h = lc_alloc((size_t)N * 4);
+    CUDA_OK(cudaMemcpy(c->h, gh, (size_t)N * 4, cudaMemcpyHostToDevice));
+    c->outs = lc_alloc((size_t)N * 5 * 4);
+    free(y);
+    free(gh);
+}
+
+static void bench_loss_cuda(const bench_dev *bd, int small) {
+    const segrl_device gpu = segrl_cuda(0);
+    /* fused log-probs on stored logits, f32 and bf16 */
+    const int64_t N = small ? 256 : 4096, V = small ? 32000 : 151936;
+    for (int dti = 0; dti < 2; dti++) {
+        loss_cuda_ctx c;
+        memset(&c, 0, sizeof c);
+        c.N = N, c.V = V, c.dt = dti ? SEGRL_DTYPE_BF16 : SEGRL_DTYPE_F32;
+        c.x = lc_fill((size_t)N * V, c.dt, 8.0f);
+        lc_common(&c);
+        c.dx = lc_alloc((size_t)N * V * 4);
+        size_t ws = 0;
+        check_segrl(segrl_logprobs_workspace_size(gpu, N, V, &ws), "segrl_logprobs_workspace_size");
+        char shape[48];
+        snprintf(shape, sizeof shape, "N=%lld,V=%lld,%s", (long long)N, (long long)V,
+                 dti ? "bf16" : "f32");
+        const double NV = (double)N * (double)V, e = dti ? 2.0 : 4.0;
+        c.kind = LC_LP_FWD;
+        loss_row_cuda(bd, &c, "logprobs+entropy fused", shape, ws, N, e * NV + 20.0 * N,
+                      (double)ws);
+        c.kind = LC_LP_BWD;
+        loss_row_cuda(bd, &c, "logprobs backward fused", shape, ws, N, (e + 4) * NV, (double)ws);
+        CUDA_OK(cudaFree(c.x));
+        CUDA_OK(cudaFree(c.dx));
+        CUDA_OK(cudaFree(c.y));
+        CUDA_OK(cudaFree(c.g));
+        CUDA_OK(cudaFree(c.h));
+        CUDA_OK(cudaFree(c.outs));
+    }
+    /* fused linear vs materialized, bf16 */
+    loss_cuda_ctx c;
+    memset(&c, 0, sizeof c);
+    c.N = small ? 1024 : 16384, c.D = small ? 512 : 4096, c.V = small ? 32000 : 151936;
+    c.H = lc_fill((size_t)c.N * c.D, SEGRL_DTYPE_BF16, 1.0f);
+    c.W = lc_fill((size_t)c.V * c.D, SEGRL_DTYPE_BF16, 0.05f);
+    lc_common(&c);
+    c.dH = lc_alloc((size_t)c.N * c.D * 4);
+    c.dW = lc_alloc((size_t)c.V * c.D * 4);
+    size_t fws = 0, bws = 0, lws = 0;
+    check_segrl(segrl_linear_logprobs_workspace_size(gpu, c.N, c.D, c.V, SEGRL_DTYPE_BF16, NULL, 0,
+                                                     &fws),
+                "segrl_linear_logprobs_workspace_size");
+    check_segrl(segrl_linear_logprobs_workspace_size(gpu, c.N, c.D, c.V, SEGRL_DTYPE_BF16, NULL, 1,
+                                                     &bws),
+                "segrl_linear_logprobs_workspace_size");
+    check_segrl(segrl_logprobs_workspace_size(gpu, c.N, c.V, &lws), "segrl_logprobs_workspace_size");
+    c.lin_ws_bytes = fws > bws ? fws : bws;
+    c.lin_ws = lc_alloc(c.lin_ws_bytes);
+    char shape[48];
+    snprintf(shape, sizeof shape, "N=%lld,D=%lld,V=%lld", (long long)c.N, (long long)c.D,
+             (long long)c.V);
+    const double rd = 2.0 * (double)(c.N + c.V) * (double)c.D;
+    const double NV = (double)c.N * (double)c.V;
+    bench_dev lbd = *bd;
+    if (lbd.reps > 5) lbd.reps = 5;
+    c.kind = LC_LIN_FUSED;
+    const int fused_ok = loss_row_cuda(&lbd, &c, "linear fwd+bwd fused bf16", shape, 0, c.N, rd,
+                                       (double)c.lin_ws_bytes);
+    CUDA_OK(cudaFree(c.lin_ws));
+    c.lin_ws = NULL;
+    if (cublasCreate(&c.blas) != CUBLAS_STATUS_SUCCESS) die("cublasCreate", "failed");
+    c.Z = lc_alloc((size_t)NV * 4);
+    c.Zb = lc_alloc((size_t)NV * 2);
+    c.kind = LC_LIN_MAT;
+    loss_row_cuda(&lbd, &c, "linear fwd+bwd materialized bf16", shape, lws, c.N, rd,
+                  NV * 6 + (double)lws);
+    printf("  working memory %s: fused %.1f MiB (workspace)%s; materialized %.1f MiB (f32 logits + "
+           "bf16 dlogits + workspace)\n",
+           shape, (double)c.lin_ws_bytes / 1048576.0, fused_ok ? "" : " [fused row skipped]",
+           (NV * 6 + (double)lws) / 1048576.0);
+    cublasDestroy(c.blas);
+    CUDA_OK(cudaFree(c.Z));
+    CUDA_OK(cudaFree(c.Zb));
+    CUDA_OK(cudaFree(c.H));
+    CUDA_OK(cudaFree(c.W));
+    CUDA_OK(cudaFree(c.dH));
+    CUDA_OK(cudaFree(c.dW));
+    CUDA_OK(cudaFree(c.y));
+    CUDA_OK(cudaFree(c.g));
+    CUDA_OK(cudaFree(c.h));
+    CUDA_OK(cudaFree(c.outs));
+}
+#endif
+
 static void bench_loss(const bench_dev *bd, int small) {
     if (bd->cuda) {
-        printf("%-9s  %-*s  %-6s  %-20s  skipped: the loss benchmark has CPU rows only\n",
-               bd->bench, op_width, "*", "cuda", "-");
+#ifdef SEGRL_BENCH_CUDA
+        bench_loss_cuda(bd, small);
+#endif
         return;
     }
     const segrl_device cpu = segrl_cpu();
@@ -1703,8 +1985,10 @@ static void bench_loss(const bench_dev *bd, int small) {
         loss_row(bd, &c, "logprobs+entropy fused", shape, ws, 4 * NV + 20.0 * N, (double)ws);
         c.kind = LP_UNFUSED_VEC;
         loss_row(bd, &c, "logprobs+entropy unfused(vec-exp)", shape, 0, 20 * NV, 4 * NV);
-        c.kind = LP_UNFUSED_LIBM;
-        loss_row(bd, &c, "logprobs+entropy unfused(libm)", shape, 0, 20 * NV, 4 * NV);
+        c.kind = LP_UNFUSED_LIBM; /* slow: at most 3 timed runs */
+        bench_dev sbd = *bd;
+        if (sbd.reps > 3) sbd.reps = 3;
+        loss_row(&sbd, &c, "logprobs+entropy unfused(libm)", shape, 0, 20 * NV, 4 * NV);
         c.kind = LP_BACKWARD;
         loss_row(bd, &c, "logprobs backward fused", shape, ws, 8 * NV + 16.0 * N, (double)ws);
         printf("  working memory N=%lld V=%lld: fused %.3f MiB (workspace), unfused %.1f MiB "
