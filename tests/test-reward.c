@@ -93,6 +93,10 @@ static const vcase GSM[] = {
     {"The answer is 8 hours and 30 minutes", "8", 1},
     {"Total: 2,400.50 dollars", "2400.5", 1},
     {"Total: 2,400.50 dollars", "2400.05", 0},
+    {"It takes between 3-5 hours", "5", 1},
+    {"It takes between 3-5 hours", "-5", 0},
+    {"so x=-5", "-5", 1},
+    {"The temperature fell to -12", "-12", 1},
 };
 
 static void test_gsm8k(void) {

@@ -98,7 +98,9 @@ static void number_around(const char *s, size_t n, size_t *pb, size_t *pe) {
         else break;
     }
     if (b > 0 && s[b - 1] == '.') b--; /* ".5" */
-    if (b > 0 && s[b - 1] == '-') b--;
+    /* a minus sign, not the hyphen of a range or a difference written without spaces (3-5) */
+    if (b > 0 && s[b - 1] == '-' && !(b >= 2 && (is_digit(s[b - 2]) || isalpha((unsigned char)s[b - 2]))))
+        b--;
     *pb = b;
     *pe = e;
 }
