@@ -219,6 +219,7 @@ void extend(segrl_model &m, const std::vector<segrl_gen_state *> &all, const seg
     at::Tensor bias_all = at::where(cols.unsqueeze(0) >= firstT, 0.0f, -1e30f)
                               .to(at::kFloat)
                               .view({n, 1, 1, cap});
+    Fused fused = fuse(m);
     at::Tensor pos = at::tensor(pos0, at::kLong).to(m.device).unsqueeze(1);  // (n, 1)
     at::Tensor cur = at::tensor(tok0, at::kLong).to(m.device).unsqueeze(1);  // (n, 1)
     std::vector<int64_t> steps(n, 0);
@@ -226,7 +227,7 @@ void extend(segrl_model &m, const std::vector<segrl_gen_state *> &all, const seg
     int64_t open = n;
     for (int64_t t = 0; t < L && open > 0; t++) {
         at::Tensor bias = bias_all.narrow(3, 0, C + t + 1);
-        at::Tensor h = trunk(m, cur, pos, bias, &cache);  // (n, 1, d)
+        at::Tensor h = trunk(m, cur, pos, bias, &cache, &fused);  // (n, 1, d)
         at::Tensor logits = logits_of(m, h).squeeze(1);    // (n, V)
         for (int64_t b = 0; b < n; b++)
             uh[b] = rows[b]->finish == SEGRL_FINISH_NONE
@@ -346,7 +347,8 @@ extern "C" segrl_status segrl_gen_create(segrl_model *model, int64_t n, const in
                 cache.k.push_back(at::zeros({n, KV, C, D}, o));
                 cache.v.push_back(at::zeros({n, KV, C, D}, o));
             }
-            trunk(*model, tt, pos, bias, &cache);
+            Fused fused = fuse(*model);
+            trunk(*model, tt, pos, bias, &cache, &fused);
             for (int64_t i = 0; i < n; i++) {
                 int64_t cl = offsets[i + 1] - offsets[i] - 1;
                 for (size_t l = 0; l < model->layers.size(); l++) {

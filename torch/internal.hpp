@@ -62,12 +62,20 @@ struct segrl_model {
 
 namespace segrl_torch {
 
+// Inference-only copies of each layer's projections concatenated, so one matmul computes q, k
+// and v, and one computes gate and up (built per generation call from the current parameters).
+struct Fused {
+    std::vector<at::Tensor> qkv_w, qkv_b, gu_w;  // (H*D + 2*KV*D, d), its bias or undefined, (2I, d)
+};
+Fused fuse(const segrl_model &m);
+
 // The decoder trunk: tokens (B, T) i64, positions (B, T) i64, bias (B, 1, T, Lk) f32 additive
 // attention bias over the Lk = cache->len + T keys (or over T keys without a cache). With a
 // cache, the new keys/values are written at columns [len, len + T) and len advances.
 // Returns the final-norm hidden states (B, T, hidden) in the model's dtype.
+// `fused` (optional) replaces the separate projections (same values, fewer calls).
 at::Tensor trunk(const segrl_model &m, const at::Tensor &tokens, const at::Tensor &positions,
-                 const at::Tensor &bias, KVCache *cache);
+                 const at::Tensor &bias, KVCache *cache, const Fused *fused = nullptr);
 // lm_head: (.., hidden) -> (.., vocab) f32
 at::Tensor logits_of(const segrl_model &m, const at::Tensor &hidden);
 

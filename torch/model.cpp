@@ -351,8 +351,19 @@ at::Tensor rope(const at::Tensor &x, const at::Tensor &cos, const at::Tensor &si
 
 namespace segrl_torch {
 
+Fused fuse(const segrl_model &m) {
+    Fused f;
+    for (const Layer &L : m.layers) {
+        f.qkv_w.push_back(at::cat({L.q_w, L.k_w, L.v_w}, 0).detach());
+        f.qkv_b.push_back(L.q_b.defined() ? at::cat({L.q_b, L.k_b, L.v_b}, 0).detach()
+                                          : at::Tensor());
+        f.gu_w.push_back(at::cat({L.gate_w, L.up_w}, 0).detach());
+    }
+    return f;
+}
+
 at::Tensor trunk(const segrl_model &m, const at::Tensor &tokens, const at::Tensor &positions,
-                 const at::Tensor &bias, KVCache *cache) {
+                 const at::Tensor &bias, KVCache *cache, const Fused *fused) {
     const segrl_model_config &c = m.cfg;
     int64_t B = tokens.size(0), T = tokens.size(1);
     int64_t H = c.num_attention_heads, KV = c.num_key_value_heads, D = c.head_dim, G = H / KV;
@@ -366,9 +377,17 @@ at::Tensor trunk(const segrl_model &m, const at::Tensor &tokens, const at::Tenso
     for (size_t l = 0; l < m.layers.size(); l++) {
         const Layer &L = m.layers[l];
         at::Tensor x = rms_norm(h, L.ln1, c.rms_norm_eps);
-        at::Tensor q = linear(x, L.q_w, L.q_b).view({B, T, H, D}).transpose(1, 2);
-        at::Tensor k = linear(x, L.k_w, L.k_b).view({B, T, KV, D}).transpose(1, 2);
-        at::Tensor v = linear(x, L.v_w, L.v_b).view({B, T, KV, D}).transpose(1, 2);
+        at::Tensor q, k, v;
+        if (fused) {
+            at::Tensor qkv = linear(x, fused->qkv_w[l], fused->qkv_b[l]);  // (B, T, (H+2KV) D)
+            q = qkv.narrow(-1, 0, H * D).reshape({B, T, H, D}).transpose(1, 2);
+            k = qkv.narrow(-1, H * D, KV * D).reshape({B, T, KV, D}).transpose(1, 2);
+            v = qkv.narrow(-1, (H + KV) * D, KV * D).reshape({B, T, KV, D}).transpose(1, 2);
+        } else {
+            q = linear(x, L.q_w, L.q_b).view({B, T, H, D}).transpose(1, 2);
+            k = linear(x, L.k_w, L.k_b).view({B, T, KV, D}).transpose(1, 2);
+            v = linear(x, L.v_w, L.v_b).view({B, T, KV, D}).transpose(1, 2);
+        }
         q = rope(q, cos, sin);
         k = rope(k, cos, sin);
         if (cache) {
@@ -387,7 +406,14 @@ at::Tensor trunk(const segrl_model &m, const at::Tensor &tokens, const at::Tenso
         at::Tensor a = at::matmul(p, v).view({B, H, T, D}).transpose(1, 2).reshape({B, T, H * D});
         h = h + linear(a, L.o_w, L.o_b);
         x = rms_norm(h, L.ln2, c.rms_norm_eps);
-        at::Tensor gu = at::silu(at::matmul(x, L.gate_w.t())) * at::matmul(x, L.up_w.t());
+        at::Tensor gu;
+        if (fused) {
+            int64_t I = L.gate_w.size(0);
+            at::Tensor both = at::matmul(x, fused->gu_w[l].t());  // (B, T, 2I)
+            gu = at::silu(both.narrow(-1, 0, I)) * both.narrow(-1, I, I);
+        } else {
+            gu = at::silu(at::matmul(x, L.gate_w.t())) * at::matmul(x, L.up_w.t());
+        }
         h = h + at::matmul(gu, L.down_w.t());
     }
     if (cache) cache->len += T;

@@ -2,9 +2,11 @@
 // segrl_view, metadata, autograd. Every exported function is one SEGRL_TORCH_TRY body.
 #include "internal.hpp"
 
+#include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
 
 #include <cstring>
+#include <dlfcn.h>
 
 namespace segrl_torch {
 
@@ -394,5 +396,37 @@ extern "C" void segrl_torch_manual_seed(uint64_t seed) {
     try {
         at::manual_seed(seed);
     } catch (...) {
+    }
+}
+
+extern "C" segrl_status segrl_torch_set_num_threads(int32_t n) {
+    SEGRL_TORCH_TRY("segrl_torch_set_num_threads") {
+        if (n < 1)
+            return segrl_set_error(SEGRL_ERR_INVALID, "%s: n: %d, must be >= 1", segrl_torch_fn_,
+                                   (int)n);
+        at::set_num_threads(n);
+        // a libtorch built on a threaded OpenBLAS (Debian's) runs its matrix products on
+        // OpenBLAS's own pool, which at::set_num_threads does not reach
+        using set_fn = void (*)(int);
+        if (void *f = dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))
+            reinterpret_cast<set_fn>(f)(n);
+        return SEGRL_OK;
+    }
+    SEGRL_TORCH_CATCH
+}
+
+extern "C" int32_t segrl_torch_num_threads(void) {
+    try {
+        return (int32_t)at::get_num_threads();
+    } catch (...) {
+        return 1;
+    }
+}
+
+extern "C" int32_t segrl_torch_cuda_available(int32_t index) {
+    try {
+        return at::hasCUDA() && index >= 0 && index < (int32_t)at::getNumGPUs() ? 1 : 0;
+    } catch (...) {
+        return 0;
     }
 }

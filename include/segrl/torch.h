@@ -96,6 +96,13 @@ SEGRL_API segrl_status segrl_set_grad_enabled(int32_t enabled, int32_t *out_prev
 /* 1 when gradients are being recorded on this thread. */
 SEGRL_API int32_t segrl_grad_enabled(void);
 
+/* libtorch's intra-op CPU threads (at::set_num_threads; n >= 1; also OpenBLAS's own pool when
+ * libtorch runs on a threaded OpenBLAS) and their current number. */
+SEGRL_API segrl_status segrl_torch_set_num_threads(int32_t n);
+SEGRL_API int32_t segrl_torch_num_threads(void);
+/* 1 when this libtorch can use CUDA device `index` now. */
+SEGRL_API int32_t segrl_torch_cuda_available(int32_t index);
+
 /* Seeds libtorch's global generators (parameter initialization draws from segrl's own seeds;
  * this is for the caller's own ATen use). */
 SEGRL_API void segrl_torch_manual_seed(uint64_t seed);
