@@ -275,11 +275,14 @@ extern "C" segrl_status segrl_optimizer_step(segrl_optimizer *opt, double grad_d
         const double step_size = lr / bc1;
         for (size_t k = 0; k < idx.size(); k++) {
             const size_t i = idx[k];
+            // the scaling in f32 (a bf16/f16 gradient is converted first), written back into the
+            // gradient so that it is left as the update saw it
             at::Tensor &g = grads[k];
-            if (grad_divisor != 1.0) g.div_(grad_divisor);
-            if (clip != 1.0) g.mul_(clip);
-            at::Tensor &p = opt->params[i];
             at::Tensor g32 = g.to(at::kFloat);
+            if (grad_divisor != 1.0) g32.div_(grad_divisor);
+            if (clip != 1.0) g32.mul_(clip);
+            if (!g32.is_same(g) && (grad_divisor != 1.0 || clip != 1.0)) g.copy_(g32);
+            at::Tensor &p = opt->params[i];
             at::Tensor w = opt->master[i].defined() ? opt->master[i]
                           : p.scalar_type() == at::kFloat ? p
                                                           : p.detach().to(at::kFloat);
