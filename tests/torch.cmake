@@ -15,10 +15,35 @@ if(TARGET segrl_torch)
         TIMEOUT 600)
     endif()
   endforeach()
+  # the tiny-model maker writes a model directory (tokenizer trained on README.md), which the
+  # generation benchmark then loads and samples from
+  if(TARGET segrl-make-tiny-model)
+    add_test(NAME tiny-model-smoke
+      COMMAND segrl-make-tiny-model --out ${PROJECT_BINARY_DIR}/tiny-model-smoke
+              --corpus ${PROJECT_SOURCE_DIR}/README.md --vocab 320 --layers 2 --hidden 64
+              --heads 4 --kv-heads 2 --seed 3)
+    set_tests_properties(tiny-model-smoke PROPERTIES LABELS torch
+      FIXTURES_SETUP segrl_tiny_model)
+    if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/bench/bench-generate.c)
+      add_test(NAME tiny-model-generate
+        COMMAND segrl-bench generate --small --reps 1 --device cpu
+                --model ${PROJECT_BINARY_DIR}/tiny-model-smoke)
+      set_tests_properties(tiny-model-generate PROPERTIES LABELS torch TIMEOUT 300
+        FIXTURES_REQUIRED segrl_tiny_model)
+    endif()
+  endif()
   if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/bench/bench-generate.c)
     add_test(NAME bench-generate-smoke
       COMMAND segrl-bench generate --small --reps 2
               --json ${PROJECT_BINARY_DIR}/bench-generate-smoke.json)
-    set_tests_properties(bench-generate-smoke PROPERTIES LABELS torch TIMEOUT 300)
+    set_tests_properties(bench-generate-smoke PROPERTIES LABELS torch TIMEOUT 300
+      FIXTURES_SETUP segrl_bench_generate_json)
+    find_package(Python3 COMPONENTS Interpreter QUIET)
+    if(Python3_Interpreter_FOUND)
+      add_test(NAME bench-generate-smoke-json
+        COMMAND ${Python3_EXECUTABLE} -m json.tool ${PROJECT_BINARY_DIR}/bench-generate-smoke.json)
+      set_tests_properties(bench-generate-smoke-json PROPERTIES LABELS torch
+        FIXTURES_REQUIRED segrl_bench_generate_json)
+    endif()
   endif()
 endif()
