@@ -8,6 +8,7 @@
 #include "segrl/segment.h"
 #include "segrl/tree.h"
 #include "segrl/reward.h"
+#include "segrl/selfreward.h"
 #include "segrl/safetensors.h"
 #include "segrl/tokenizer.h"
 #include "segrl/rollout.h"
