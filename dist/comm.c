@@ -168,12 +168,18 @@ static segrl_status sd_env_launch(segrl_comm *c, const char *fn, const char **ad
     *addr = NULL;
     *port = 0;
     if (size > 1) {
-        /* SEGRL_DIST_PORT, when set, replaces MASTER_PORT: for launchers whose own store
-         * already listens on MASTER_PORT (torchrun's agent store in some versions) */
-        if (getenv("SEGRL_DIST_PORT") && *getenv("SEGRL_DIST_PORT"))
+        /* SEGRL_DIST_PORT, when set, replaces MASTER_PORT. Without it, under torchrun's agent
+         * store (TORCHELASTIC_USE_AGENT_STORE=True: torchrun's own TCPStore already listens on
+         * MASTER_PORT) rank 0 listens on MASTER_PORT + 1. */
+        const char *agent = getenv("TORCHELASTIC_USE_AGENT_STORE");
+        if (getenv("SEGRL_DIST_PORT") && *getenv("SEGRL_DIST_PORT")) {
             SD_TRY(sd_env_int(fn, "SEGRL_DIST_PORT", 1, 1, 65535, &p));
-        else
+        } else if (agent && (!strcmp(agent, "True") || !strcmp(agent, "true") || !strcmp(agent, "1"))) {
+            SD_TRY(sd_env_int(fn, "MASTER_PORT", 1, 1, 65534, &p));
+            p += 1;
+        } else {
             SD_TRY(sd_env_int(fn, "MASTER_PORT", 1, 1, 65535, &p));
+        }
         const char *a = getenv("MASTER_ADDR");
         if (!a || !*a)
             return SD_ERR(SEGRL_ERR_INVALID,

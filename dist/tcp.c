@@ -160,6 +160,7 @@ static segrl_status sd_listen(const char *fn, int port, int backlog, int *out_fd
                   err == EADDRINUSE ? " (if the launcher itself listens there, set SEGRL_DIST_PORT "
                                       "to a free port on every rank)"
                                     : "");
+    /* (torchrun's agent store is handled before: see sd_env_launch in comm.c) */
 }
 
 static segrl_status sd_connect(const char *fn, const char *addr, int port, double deadline,

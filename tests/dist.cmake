@@ -67,11 +67,13 @@ if(TARGET segrl_dist)
            COMMAND test-dist-launch 3 ok $<TARGET_FILE:test-dist> estimators)
   add_test(NAME test-dist-env-port
            COMMAND test-dist-launch 2 busy $<TARGET_FILE:test-dist> collectives tcp)
+  add_test(NAME test-dist-env-agent
+           COMMAND test-dist-launch 2 agent $<TARGET_FILE:test-dist> collectives tcp)
   add_test(NAME test-dist-env-dies
            COMMAND test-dist-launch 3 dies $<TARGET_FILE:test-dist> dies 20 closed)
   # no launcher at all: a world of one
   add_test(NAME test-dist-self COMMAND test-dist collectives self)
   set_tests_properties(test-dist-env-3 test-dist-estimators-env-3 test-dist-env-port
-    test-dist-env-dies test-dist-self
+    test-dist-env-agent test-dist-env-dies test-dist-self
     PROPERTIES LABELS cpu TIMEOUT 90)
 endif()

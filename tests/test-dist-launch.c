@@ -7,8 +7,11 @@
  *   test-dist-launch <np> dies <program> [args...]   the last rank exits 3 on purpose; the others
  *                                                    must exit 0 (they checked their own error)
  *   test-dist-launch <np> busy <program> [args...]   as ok, but MASTER_PORT is held by this
- *                                                    launcher (as torchrun's agent store may) and
+ *                                                    launcher (as torchrun's agent store is) and
  *                                                    SEGRL_DIST_PORT names the port to use
+ *   test-dist-launch <np> agent <program> [args...]  MASTER_PORT held, and
+ *                                                    TORCHELASTIC_USE_AGENT_STORE=True as torchrun
+ *                                                    sets it (rank 0 must use MASTER_PORT + 1)
  * A run that passes the deadline (60 s) is killed and fails: a hang is a failure. */
 #define _POSIX_C_SOURCE 200809L
 
@@ -59,10 +62,31 @@ int main(int argc, char **argv) {
     }
     const int np = atoi(argv[1]);
     const int dies = !strcmp(argv[2], "dies"), busy = !strcmp(argv[2], "busy");
+    const int agent = !strcmp(argv[2], "agent");
     if (np < 1 || np > 16) return 2;
     char port[16], ws[16], sport[16];
     int held = -1;
-    snprintf(port, sizeof port, "%d", busy ? free_port_keep(&held) : free_port());
+    if (agent) { /* a held port whose successor is free */
+        for (int tries = 0; tries < 50; tries++) {
+            int p = free_port_keep(&held), probe = socket(AF_INET, SOCK_STREAM, 0);
+            struct sockaddr_in a;
+            memset(&a, 0, sizeof a);
+            a.sin_family = AF_INET;
+            a.sin_addr.s_addr = htonl(INADDR_ANY);
+            a.sin_port = htons((uint16_t)(p + 1));
+            int ok = p < 65535 && bind(probe, (struct sockaddr *)&a, sizeof a) == 0;
+            close(probe);
+            if (ok) {
+                snprintf(port, sizeof port, "%d", p);
+                break;
+            }
+            close(held);
+            held = -1;
+        }
+        if (held < 0) return 2;
+    } else {
+        snprintf(port, sizeof port, "%d", busy ? free_port_keep(&held) : free_port());
+    }
     snprintf(sport, sizeof sport, "%d", free_port());
     snprintf(ws, sizeof ws, "%d", np);
     pid_t pid[16];
@@ -84,6 +108,8 @@ int main(int argc, char **argv) {
             unsetenv("OMPI_COMM_WORLD_SIZE");
             if (busy) setenv("SEGRL_DIST_PORT", sport, 1);
             else unsetenv("SEGRL_DIST_PORT");
+            if (agent) setenv("TORCHELASTIC_USE_AGENT_STORE", "True", 1);
+            else unsetenv("TORCHELASTIC_USE_AGENT_STORE");
             execv(argv[3], argv + 3);
             perror("execv");
             _exit(127);

@@ -9,8 +9,9 @@
  *                communicator asks for a CUDA device, so libsegrl_dist loads without it).
  * Launch: `mpirun -np N prog` (MPI environment), or torchrun-style environment variables RANK,
  * WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT: rank 0 listens on MASTER_PORT, the others
- * connect (the NCCL unique id travels over this connection; SEGRL_DIST_PORT, when set on every
- * rank, replaces MASTER_PORT for launchers that listen there themselves). No launcher: a world
+ * connect (the NCCL unique id travels over this connection). torchrun's own store holds
+ * MASTER_PORT when it exports TORCHELASTIC_USE_AGENT_STORE=True: rank 0 then listens on
+ * MASTER_PORT + 1. SEGRL_DIST_PORT, when set on every rank, overrides both. No launcher: a world
  * of one.
  *
  * Every call: segrl_status; on failure segrl_last_error() reads "<function>: <argument>:
