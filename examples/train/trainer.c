@@ -1,0 +1,1635 @@
+/* trainer.c — the trainer core of the GSM8K / MATH example programs (see trainer.h).
+ *
+ * One run:
+ *   1. configuration: ex_trainer_keys() plus this file's extra keys; presets of the program, then
+ *      --config files, then flags; saved to <output_dir>/config.json
+ *   2. data: GSM8K / MATH JSONL (data.train, data.test) or the synthetic set written into
+ *      <output_dir>/data; every prompt and worked solution tokenized once
+ *   3. model: a Hugging Face directory (model.path, with its tokenizer.json) or the tiny demo
+ *      model: a byte-level BPE tokenizer trained on the training texts and a small Llama
+ *   4. supervised warm-up (sft.steps > 0): next-token cross-entropy on the worked solutions
+ *   5. RL (run.steps): prompts -> rollouts (segrl_rollout driver, generation through segrl_gen_*
+ *      with prefix forking) -> rewards (segrl_reward) -> advantages (the estimator) -> log-probs
+ *      recomputed with gradients -> segrl_autograd_policy_loss -> backward -> AdamW
+ *   6. greedy pass@1 on the test split before, every eval.every steps and after; metrics JSONL,
+ *      progress line, checkpoints every ckpt.every steps (--run.resume continues bit for bit on
+ *      CPU), the final model in <output_dir>/model, PNG plots.
+ *
+ * Errors stop the program with "<program>: <what>: <segrl_last_error()>" (exit 1): this is an
+ * example program, not a library, so it does not unwind. */
+#define _GNU_SOURCE
+#include "trainer.h"
+
+#include "ex.h"
+
+#include <segrl/segrl.h>
+#include <segrl/torch.h>
+#include <segrl/train.h>
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Thread pools of libtorch (OpenMP) and OpenBLAS; weak so that a build without them still links. */
+extern void omp_set_num_threads(int n) __attribute__((weak));
+extern void openblas_set_num_threads(int n) __attribute__((weak));
+
+// ----------------------------------------------------------------------------
+// errors
+
+static const char *g_program = "trainer";
+
+static void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+static void die(const char *fmt, ...) {
+    va_list ap;
+    fflush(stdout);
+    fprintf(stderr, "%s: ", g_program);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(1);
+}
+
+/* CK(call): a segrl call that must succeed. */
+#define CK(expr)                                                                                  \
+    do {                                                                                          \
+        segrl_status st_ = (expr);                                                                \
+        if (st_ != SEGRL_OK)                                                                      \
+            die("%s (%s:%d): %s: %s", #expr, __FILE__, __LINE__, segrl_status_str(st_),          \
+                segrl_last_error());                                                              \
+    } while (0)
+
+static void *xcalloc(size_t n, size_t size) {
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p) die("out of memory (%zu x %zu bytes)", n, size);
+    return p;
+}
+static void *xrealloc(void *p, size_t size) {
+    void *q = realloc(p, size ? size : 1);
+    if (!q) die("out of memory (%zu bytes)", size);
+    return q;
+}
+static char *xstrdup(const char *s) {
+    char *d = strdup(s ? s : "");
+    if (!d) die("out of memory");
+    return d;
+}
+
+// ----------------------------------------------------------------------------
+// the extra keys of this trainer (besides ex_trainer_keys)
+
+static const ex_cfg_key extra_keys[] = {
+    {"run.device", EX_CFG_STRING, "cpu", NULL, 0, 0, "device of the model and the loss: cpu, cuda or cuda:N"},
+    {"model.tiny_vocab", EX_CFG_INT, "384", NULL, 260, 1e6, "tiny model: byte-level BPE vocabulary trained on the training texts (256 bytes + specials + merges)"},
+    {"model.tiny_ffn", EX_CFG_INT, "384", NULL, 0, 1e7, "tiny model: MLP width (0: the Llama rule)"},
+    {"model.init_seed", EX_CFG_INT, "0", NULL, 0, 9e15, "tiny model: weight seed (0: run.seed)"},
+    {"sft.warmup_steps", EX_CFG_INT, "20", NULL, 0, 1e9, "warm-up: linear learning-rate warm-up steps (then constant)"},
+    {"sft.eval_every", EX_CFG_INT, "0", NULL, 0, 1e9, "warm-up: greedy pass@1 every N steps (0: only at the end)"},
+    {"algo.micro_batch", EX_CFG_INT, "0", NULL, 0, 1e9, "sequences per forward/backward (gradients accumulate over a minibatch; 0: the whole minibatch)"},
+    {"eval.batch", EX_CFG_INT, "100", NULL, 1, 1e6, "prompts per greedy-evaluation batch"},
+    {"eval.seed", EX_CFG_INT, "0", NULL, 0, 9e15, "which test problems eval.size picks (0: the first eval.size)"},
+};
+
+static ex_cfg_key *g_schema;
+static int32_t g_schema_n;
+
+static const ex_cfg_key *trainer_schema(int32_t *out_n) {
+    if (!g_schema) {
+        int32_t n0;
+        const ex_cfg_key *k0 = ex_trainer_keys(&n0);
+        int32_t n1 = (int32_t)(sizeof extra_keys / sizeof extra_keys[0]);
+        g_schema = xcalloc((size_t)(n0 + n1), sizeof *g_schema);
+        /* keep the sections together: each extra key goes after the last key of its section */
+        int32_t o = 0;
+        for (int32_t i = 0; i < n0; i++) {
+            g_schema[o++] = k0[i];
+            const char *dot = strchr(k0[i].key, '.');
+            size_t sl = dot ? (size_t)(dot - k0[i].key) : 0;
+            int last_of_section = i + 1 == n0 || strncmp(k0[i + 1].key, k0[i].key, sl + 1) != 0;
+            if (!last_of_section) continue;
+            for (int32_t j = 0; j < n1; j++)
+                if (strncmp(extra_keys[j].key, k0[i].key, sl + 1) == 0) g_schema[o++] = extra_keys[j];
+        }
+        g_schema_n = o;
+    }
+    *out_n = g_schema_n;
+    return g_schema;
+}
+
+// ----------------------------------------------------------------------------
+// state
+
+enum { EST_GRPO, EST_DRGRPO, EST_RLOO, EST_RPP, EST_PPO, EST_VINEPPO, EST_SPO_CHAIN, EST_SPO_TREE };
+
+typedef struct tok_item {
+    int32_t *prompt; /* prompt ids */
+    int64_t prompt_len;
+    int32_t *solution; /* worked solution ids + EOS */
+    int64_t solution_len;
+} tok_item;
+
+typedef struct trainer {
+    ex_config cfg;
+    const char *out_dir;
+    segrl_device device;
+    uint64_t seed;
+    int estimator;
+
+    ex_dataset train, test;
+    tok_item *train_tok, *test_tok;
+    int64_t *eval_idx, eval_n;
+
+    segrl_tokenizer *tok;
+    int32_t stop_ids[4];
+    int32_t n_stop;
+    int32_t *delims;
+    int32_t n_delims;
+    segrl_model *model, *ref;
+    int64_t ctx;
+    segrl_tensor **params;
+    const char **names;
+    int64_t n_params;
+    segrl_optimizer *opt;
+    segrl_reward *reward;
+
+    /* RL */
+    ex_sampler rl_sampler;
+    segrl_replay *replay;
+    int64_t samples_total, tokens_total;
+    int64_t *batch_items; /* dataset index of each prompt of the current batch */
+
+    /* generation cache: states of the last round, keyed by their tokens (SPO-tree reuses the KV
+     * cache of a node when its children are requested) */
+    segrl_gen_state **cache;
+    uint64_t *cache_hash;
+    int64_t *cache_len;
+    int64_t n_cache;
+
+    ex_timer t_score;
+    int64_t gen_tokens_step;
+    ex_progress prog;
+} trainer;
+
+static uint64_t mix64(uint64_t a, uint64_t b) {
+    uint64_t s = a ^ (b * 0x9E3779B97F4A7C15ull);
+    return ex_splitmix64(&s);
+}
+
+static uint64_t hash_tokens(const int32_t *t, int64_t n) {
+    uint64_t h = 1469598103934665603ull;
+    for (int64_t i = 0; i < n; i++) {
+        h ^= (uint32_t)t[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+static void set_threads(int n) {
+    if (omp_set_num_threads) omp_set_num_threads(n);
+    if (openblas_set_num_threads) openblas_set_num_threads(n);
+}
+
+static void path_join(char *buf, size_t cap, const char *a, const char *b) {
+    int k = snprintf(buf, cap, "%s/%s", a, b);
+    if (k < 0 || (size_t)k >= cap) die("path too long: %s/%s", a, b);
+}
+
+static int file_exists(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+static char *read_file(const char *path, size_t *out_len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 1 << 16, n = 0;
+    char *b = xcalloc(cap, 1);
+    for (;;) {
+        if (n + 4096 >= cap) b = xrealloc(b, cap *= 2);
+        size_t k = fread(b + n, 1, cap - n - 1, f);
+        if (k == 0) break;
+        n += k;
+    }
+    fclose(f);
+    b[n] = 0;
+    if (out_len) *out_len = n;
+    return b;
+}
+
+static void copy_file(const char *from, const char *to) {
+    size_t n;
+    char *b = read_file(from, &n);
+    if (!b) die("cannot read %s: %s", from, strerror(errno));
+    char tmp[4200];
+    int k = snprintf(tmp, sizeof tmp, "%s.tmp", to);
+    if (k < 0 || (size_t)k >= sizeof tmp) die("path too long: %s", to);
+    FILE *f = fopen(tmp, "wb");
+    if (!f || fwrite(b, 1, n, f) != n || fclose(f) != 0) die("cannot write %s", tmp);
+    if (rename(tmp, to) != 0) die("cannot rename %s: %s", tmp, strerror(errno));
+    free(b);
+}
+
+// ----------------------------------------------------------------------------
+// tokens
+
+static void encode(const trainer *t, const char *text, int32_t **ids, int64_t *n) {
+    int32_t *raw;
+    CK(segrl_tokenizer_encode(t->tok, text, strlen(text), 0, &raw, n));
+    *ids = xcalloc((size_t)*n + 1, sizeof **ids);
+    if (*n) memcpy(*ids, raw, (size_t)*n * sizeof **ids);
+    segrl_free(raw);
+}
+
+static char *decode(const trainer *t, const int32_t *ids, int64_t n) {
+    char *s;
+    size_t len;
+    CK(segrl_tokenizer_decode(t->tok, ids, n, SEGRL_TOK_SKIP_SPECIAL, &s, &len));
+    char *r = xstrdup(s);
+    segrl_free(s);
+    return r;
+}
+
+static tok_item *tokenize_set(trainer *t, const ex_dataset *d) {
+    const char *tmpl = ex_config_str(&t->cfg, "prompt.template");
+    tok_item *out = xcalloc((size_t)d->n, sizeof *out);
+    for (int64_t i = 0; i < d->n; i++) {
+        char *p = ex_render_prompt(tmpl, d->items[i].question);
+        if (!p) die("out of memory");
+        encode(t, p, &out[i].prompt, &out[i].prompt_len);
+        free(p);
+        if (out[i].prompt_len < 1) die("problem %lld: empty prompt", (long long)i);
+        int32_t *s;
+        int64_t ns;
+        encode(t, d->items[i].solution, &s, &ns);
+        s = xrealloc(s, (size_t)(ns + 1) * sizeof *s);
+        if (t->n_stop > 0) s[ns++] = t->stop_ids[0];
+        out[i].solution = s;
+        out[i].solution_len = ns;
+    }
+    return out;
+}
+
+// ----------------------------------------------------------------------------
+// set-up: data, tokenizer, model
+
+static void setup_data(trainer *t) {
+    const char *train = ex_config_str(&t->cfg, "data.train");
+    const char *test = ex_config_str(&t->cfg, "data.test");
+    char tp[4096], sp[4096];
+    if (!train[0]) {
+        /* the synthetic set, written once into <output_dir>/data */
+        char dir[4096];
+        path_join(dir, sizeof dir, t->out_dir, "data");
+        path_join(tp, sizeof tp, dir, "train.jsonl");
+        path_join(sp, sizeof sp, dir, "test.jsonl");
+        ex_synth_opts so = ex_synth_opts_default();
+        so.seed = (uint64_t)ex_config_int(&t->cfg, "data.synth_seed");
+        so.difficulty = (int32_t)ex_config_int(&t->cfg, "data.synth_difficulty");
+        so.noise = ex_config_float(&t->cfg, "data.synth_noise");
+        so.num_train = ex_config_int(&t->cfg, "data.synth_train");
+        so.num_test = ex_config_int(&t->cfg, "data.synth_test");
+        /* regenerate unless meta.json says the same options */
+        char meta[4096], want[512];
+        path_join(meta, sizeof meta, dir, "trainer-synth.txt");
+        snprintf(want, sizeof want, "seed %llu difficulty %d noise %.17g train %lld test %lld\n",
+                 (unsigned long long)so.seed, so.difficulty, so.noise, (long long)so.num_train,
+                 (long long)so.num_test);
+        char *have = read_file(meta, NULL);
+        if (!have || strcmp(have, want) != 0 || !file_exists(tp) || !file_exists(sp)) {
+            if (ex_make_dirs(dir) != 0) die("cannot create %s: %s", dir, strerror(errno));
+            ex_synth_set set;
+            CK(ex_synth_generate(&so, &set));
+            CK(ex_synth_write(&set, &so, dir));
+            printf("synthetic data: %lld train (%lld with a slip) + %lld test problems in %s\n",
+                   (long long)set.num_train, (long long)set.num_noisy, (long long)set.num_test, dir);
+            ex_synth_set_free(&set);
+            FILE *f = fopen(meta, "w");
+            if (f) {
+                fputs(want, f);
+                fclose(f);
+            }
+        }
+        free(have);
+        train = tp;
+        if (!test[0]) test = sp;
+    }
+    int fmt = ex_data_format_from_name(ex_config_str(&t->cfg, "data.format"));
+    int skip = ex_config_bool(&t->cfg, "data.skip_bad");
+    CK(ex_dataset_load(train, (ex_data_format)fmt, skip, &t->train));
+    if (test[0]) CK(ex_dataset_load(test, (ex_data_format)fmt, skip, &t->test));
+    printf("data: %lld training problems (%s), %lld test problems\n", (long long)t->train.n,
+           ex_data_format_name((ex_data_format)t->train.format), (long long)t->test.n);
+    if (t->train.skipped || t->test.skipped)
+        printf("data: skipped %lld + %lld bad lines (first: %s%s)\n", (long long)t->train.skipped,
+               (long long)t->test.skipped, t->train.first_error, t->test.first_error);
+}
+
+/* The texts the tiny model's tokenizer is trained on: every prompt and solution. */
+static char *training_corpus(trainer *t, size_t *out_len) {
+    const char *tmpl = ex_config_str(&t->cfg, "prompt.template");
+    size_t cap = 1 << 20, n = 0;
+    char *b = xcalloc(cap, 1);
+    for (int64_t i = 0; i < t->train.n; i++) {
+        char *p = ex_render_prompt(tmpl, t->train.items[i].question);
+        if (!p) die("out of memory");
+        size_t need = strlen(p) + strlen(t->train.items[i].solution) + 4;
+        while (n + need >= cap) b = xrealloc(b, cap *= 2);
+        n += (size_t)sprintf(b + n, "%s%s\n\n", p, t->train.items[i].solution);
+        free(p);
+    }
+    *out_len = n;
+    return b;
+}
+
+static void collect_stop_ids(trainer *t, int32_t eos) {
+    t->n_stop = 0;
+    if (eos >= 0) t->stop_ids[t->n_stop++] = eos;
+    const char *extra[] = {"<|endoftext|>", "<|im_end|>", "<|eot_id|>"};
+    for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++) {
+        int32_t id = segrl_tokenizer_token_id(t->tok, extra[i]);
+        int dup = 0;
+        for (int32_t j = 0; j < t->n_stop; j++) dup |= t->stop_ids[j] == id;
+        if (id >= 0 && !dup && t->n_stop < 4) t->stop_ids[t->n_stop++] = id;
+    }
+}
+
+/* VinePPO's step delimiters: tokens whose text holds a newline or ends a sentence ('.'). */
+static void collect_delimiters(trainer *t) {
+    int64_t v = segrl_tokenizer_vocab_size(t->tok);
+    t->delims = xcalloc((size_t)v, sizeof *t->delims);
+    t->n_delims = 0;
+    for (int64_t i = 0; i < v; i++) {
+        const char *b;
+        size_t n;
+        if (segrl_tokenizer_token_bytes(t->tok, (int32_t)i, &b, &n) != SEGRL_OK || n == 0) continue;
+        if (segrl_tokenizer_is_special(t->tok, (int32_t)i)) continue;
+        int nl = memchr(b, '\n', n) != NULL;
+        size_t e = n;
+        while (e > 0 && b[e - 1] == ' ') e--;
+        if (nl || (e > 0 && b[e - 1] == '.')) t->delims[t->n_delims++] = (int32_t)i;
+    }
+    if (t->n_delims == 0) t->delims[t->n_delims++] = 0;
+    segrl_clear_error();
+}
+
+static void setup_model(trainer *t) {
+    const char *path = ex_config_str(&t->cfg, "model.path");
+    segrl_dtype dt = strcmp(ex_config_str(&t->cfg, "model.dtype"), "bf16") == 0 ? SEGRL_DTYPE_BF16
+                                                                               : SEGRL_DTYPE_F32;
+    char tp[4096];
+    if (path[0]) {
+        path_join(tp, sizeof tp, path, "tokenizer.json");
+        CK(segrl_tokenizer_load(tp, &t->tok));
+        CK(segrl_model_load(path, dt, t->device, &t->model));
+    } else {
+        /* the tiny demo model: BPE trained on the training texts, a small Llama */
+        path_join(tp, sizeof tp, t->out_dir, "tokenizer.json");
+        int64_t vocab = ex_config_int(&t->cfg, "model.tiny_vocab");
+        if (!file_exists(tp)) {
+            size_t n;
+            char *corpus = training_corpus(t, &n);
+            const char *special[] = {"<|endoftext|>"};
+            CK(segrl_tokenizer_train(corpus, n, vocab, special, 1, tp));
+            free(corpus);
+        }
+        CK(segrl_tokenizer_load(tp, &t->tok));
+        segrl_model_config mc = segrl_model_config_default();
+        mc.family = SEGRL_MODEL_LLAMA;
+        mc.vocab_size = (int32_t)segrl_tokenizer_vocab_size(t->tok);
+        mc.hidden_size = (int32_t)ex_config_int(&t->cfg, "model.tiny_dim");
+        mc.num_hidden_layers = (int32_t)ex_config_int(&t->cfg, "model.tiny_layers");
+        mc.num_attention_heads = (int32_t)ex_config_int(&t->cfg, "model.tiny_heads");
+        mc.num_key_value_heads = mc.num_attention_heads;
+        mc.head_dim = 0;
+        mc.intermediate_size = (int32_t)ex_config_int(&t->cfg, "model.tiny_ffn");
+        mc.max_position_embeddings = (int32_t)ex_config_int(&t->cfg, "model.tiny_ctx");
+        mc.tie_word_embeddings = 1;
+        mc.bos_token_id = -1;
+        mc.eos_token_id = segrl_tokenizer_token_id(t->tok, "<|endoftext|>");
+        mc.initializer_range = 0.02f;
+        if (mc.hidden_size % mc.num_attention_heads != 0)
+            die("model.tiny_dim (%d) must be a multiple of model.tiny_heads (%d)", mc.hidden_size,
+                mc.num_attention_heads);
+        uint64_t ms = (uint64_t)ex_config_int(&t->cfg, "model.init_seed");
+        CK(segrl_model_init(&mc, ms ? ms : t->seed, dt, t->device, &t->model));
+    }
+    segrl_model_config mc;
+    CK(segrl_model_config_get(t->model, &mc));
+    t->ctx = mc.max_position_embeddings;
+    collect_stop_ids(t, mc.eos_token_id);
+    if (t->n_stop == 0) die("the model has no eos_token_id and the tokenizer no end-of-text token");
+    collect_delimiters(t);
+    if (t->estimator == EST_PPO) {
+        segrl_tensor *probe = NULL;
+        int64_t sh[2] = {1, 1};
+        int64_t one = t->stop_ids[0];
+        CK(segrl_tensor_from_host(&one, SEGRL_DTYPE_I64, 2, sh, t->device, &probe));
+        int32_t prev;
+        CK(segrl_set_grad_enabled(0, &prev));
+        segrl_tensor *v = NULL;
+        if (segrl_model_forward(t->model, probe, NULL, SEGRL_OUTPUT_VALUES, &v) != SEGRL_OK)
+            CK(segrl_model_add_head(t->model, SEGRL_OUTPUT_VALUES, 0.02f, t->seed + 7));
+        segrl_clear_error();
+        segrl_tensor_free(v);
+        CK(segrl_set_grad_enabled(prev, NULL));
+        segrl_tensor_free(probe);
+    }
+    CK(segrl_model_parameters(t->model, 0, NULL, NULL, &t->n_params));
+    t->params = xcalloc((size_t)t->n_params, sizeof *t->params);
+    t->names = xcalloc((size_t)t->n_params, sizeof *t->names);
+    CK(segrl_model_parameters(t->model, t->n_params, t->params, t->names, &t->n_params));
+    int64_t total = 0;
+    for (int64_t i = 0; i < t->n_params; i++) {
+        int64_t k;
+        CK(segrl_tensor_numel(t->params[i], &k));
+        total += k;
+    }
+    printf("model: %s, %lld parameters (%lld tensors), vocab %d, d %d, %d layers, context %d, "
+           "device %s\n",
+           path[0] ? path : "tiny (built)", (long long)total, (long long)t->n_params, mc.vocab_size,
+           mc.hidden_size, mc.num_hidden_layers, mc.max_position_embeddings,
+           t->device.type == 0 ? "cpu" : "cuda");
+}
+
+static segrl_adamw_config adamw_from_config(const trainer *t, double lr, int sft) {
+    segrl_adamw_config a = segrl_adamw_default();
+    a.lr = lr;
+    a.beta1 = ex_config_float(&t->cfg, "optim.beta1");
+    a.beta2 = ex_config_float(&t->cfg, "optim.beta2");
+    a.eps = ex_config_float(&t->cfg, "optim.eps");
+    a.weight_decay = ex_config_float(&t->cfg, "optim.weight_decay");
+    a.max_grad_norm = ex_config_float(&t->cfg, "optim.grad_clip");
+    if (sft) {
+        a.schedule.kind = SEGRL_LR_WARMUP_CONSTANT;
+        a.schedule.warmup_steps = ex_config_int(&t->cfg, "sft.warmup_steps");
+    } else {
+        const char *s = ex_config_str(&t->cfg, "optim.schedule");
+        a.schedule.kind = strcmp(s, "warmup-cosine") == 0     ? SEGRL_LR_WARMUP_COSINE
+                          : strcmp(s, "warmup-constant") == 0 ? SEGRL_LR_WARMUP_CONSTANT
+                                                              : SEGRL_LR_CONSTANT;
+        a.schedule.warmup_steps = ex_config_int(&t->cfg, "optim.warmup_steps");
+        a.schedule.total_steps = ex_config_int(&t->cfg, "run.steps") *
+                                 ex_config_int(&t->cfg, "algo.ppo_epochs") *
+                                 ex_config_int(&t->cfg, "algo.minibatches");
+        if (a.schedule.total_steps < a.schedule.warmup_steps)
+            a.schedule.total_steps = a.schedule.warmup_steps;
+        a.schedule.min_ratio = ex_config_float(&t->cfg, "optim.min_lr_ratio");
+    }
+    return a;
+}
+
+static void save_model(trainer *t, const char *dir) {
+    CK(segrl_model_save(t->model, dir));
+    char a[4096], b[4096];
+    const char *path = ex_config_str(&t->cfg, "model.path");
+    if (path[0]) path_join(a, sizeof a, path, "tokenizer.json");
+    else path_join(a, sizeof a, t->out_dir, "tokenizer.json");
+    path_join(b, sizeof b, dir, "tokenizer.json");
+    if (strcmp(a, b) != 0) copy_file(a, b);
+}
+
+// ----------------------------------------------------------------------------
+// tensors
+
+static segrl_tensor *tensor(const void *data, segrl_dtype dt, int64_t rows, int64_t cols,
+                            segrl_device dev) {
+    segrl_tensor *x;
+    int64_t sh[2] = {rows, cols};
+    CK(segrl_tensor_from_host(data, dt, cols > 0 ? 2 : 1, sh, dev, &x));
+    return x;
+}
+
+static void to_host(const segrl_tensor *x, void *dst, size_t bytes) {
+    CK(segrl_tensor_to_host(x, dst, bytes));
+}
+
+// ----------------------------------------------------------------------------
+// evaluation: greedy pass@1
+
+static float score_text(trainer *t, const char *prompt, const char *response, const int32_t *ids,
+                        int64_t n_ids, const char *reference) {
+    segrl_reward_sample s;
+    memset(&s, 0, sizeof s);
+    s.prompt = prompt;
+    s.response = response;
+    s.response_ids = ids;
+    s.num_response_ids = n_ids;
+    s.answer = reference;
+    float r = 0;
+    CK(segrl_reward_score(t->reward, &s, 1, NULL, &r, NULL));
+    return r;
+}
+
+/* Greedy responses to the evaluation problems; returns the fraction judged correct (reward >= 1,
+ * the verifiers' "correct"). Optionally writes each response to `dump` (JSONL). */
+static double evaluate(trainer *t, FILE *dump, int64_t *out_correct) {
+    int64_t max_new = ex_config_int(&t->cfg, "eval.max_new_tokens");
+    if (max_new <= 0) max_new = ex_config_int(&t->cfg, "gen.max_new_tokens");
+    int64_t chunk = ex_config_int(&t->cfg, "eval.batch");
+    segrl_sampling sp = segrl_sampling_default();
+    sp.temperature = 0;
+    sp.max_new_tokens = (int32_t)max_new;
+    sp.stop_token_ids = t->stop_ids;
+    sp.num_stop_token_ids = t->n_stop;
+    int64_t correct = 0;
+    int32_t *out = xcalloc((size_t)(chunk * max_new), sizeof *out);
+    int32_t *lens = xcalloc((size_t)chunk, sizeof *lens);
+    int64_t *offs = xcalloc((size_t)chunk + 1, sizeof *offs);
+    int32_t *toks = NULL;
+    size_t toks_cap = 0;
+    int32_t prev;
+    CK(segrl_set_grad_enabled(0, &prev));
+    for (int64_t s = 0; s < t->eval_n; s += chunk) {
+        int64_t nb = t->eval_n - s < chunk ? t->eval_n - s : chunk;
+        offs[0] = 0;
+        for (int64_t i = 0; i < nb; i++) {
+            const tok_item *it = &t->test_tok[t->eval_idx[s + i]];
+            int64_t pl = it->prompt_len;
+            if (pl + max_new > t->ctx) pl = t->ctx - max_new > 1 ? t->ctx - max_new : 1;
+            offs[i + 1] = offs[i] + pl;
+            if ((size_t)offs[i + 1] > toks_cap) {
+                toks_cap = (size_t)offs[i + 1] * 2;
+                toks = xrealloc(toks, toks_cap * sizeof *toks);
+            }
+            memcpy(toks + offs[i], it->prompt + (it->prompt_len - pl), (size_t)pl * sizeof *toks);
+        }
+        CK(segrl_generate(t->model, nb, toks, offs, 1, &sp, t->seed, out, NULL, lens, NULL));
+        for (int64_t i = 0; i < nb; i++) {
+            const ex_problem *pb = &t->test.items[t->eval_idx[s + i]];
+            char *resp = decode(t, out + i * max_new, lens[i]);
+            float r = score_text(t, pb->question, resp, out + i * max_new, lens[i], pb->reference);
+            correct += r >= 1.0f;
+            if (dump) {
+                fprintf(dump, "{\"index\":%lld,\"reward\":%g,\"reference\":\"",
+                        (long long)t->eval_idx[s + i], r);
+                for (const char *c = pb->reference; *c; c++)
+                    fprintf(dump, (*c == '"' || *c == '\\') ? "\\%c" : "%c", *c);
+                fputs("\",\"response\":\"", dump);
+                for (const char *c = resp; *c; c++) {
+                    if (*c == '\n') fputs("\\n", dump);
+                    else if (*c == '"' || *c == '\\') fprintf(dump, "\\%c", *c);
+                    else if ((unsigned char)*c < 0x20) fprintf(dump, "\\u%04x", *c);
+                    else fputc(*c, dump);
+                }
+                fputs("\"}\n", dump);
+            }
+            free(resp);
+        }
+    }
+    CK(segrl_set_grad_enabled(prev, NULL));
+    free(out);
+    free(lens);
+    free(offs);
+    free(toks);
+    if (out_correct) *out_correct = correct;
+    return t->eval_n ? (double)correct / (double)t->eval_n : 0.0;
+}
+
+static double eval_report(trainer *t, const char *when, int64_t step) {
+    char path[4096], name[128];
+    snprintf(name, sizeof name, "eval-%s.jsonl", when);
+    path_join(path, sizeof path, t->out_dir, name);
+    FILE *dump = fopen(path, "w");
+    double t0 = ex_now();
+    int64_t k;
+    double acc = evaluate(t, dump, &k);
+    if (dump) fclose(dump);
+    double lo, hi;
+    ex_wilson_interval(k, t->eval_n, 1.96, &lo, &hi);
+    ex_progress_log(&t->prog,
+                    "eval %-10s step %5lld: test accuracy %.1f%% (%lld/%lld, 95%% CI %.1f-%.1f%%) "
+                    "greedy, %.1fs",
+                    when, (long long)step, 100 * acc, (long long)k, (long long)t->eval_n, 100 * lo,
+                    100 * hi, ex_now() - t0);
+    return acc;
+}
+
+// ----------------------------------------------------------------------------
+// supervised warm-up
+
+static void sft_run(trainer *t) {
+    int64_t steps = ex_config_int(&t->cfg, "sft.steps");
+    int64_t bs = ex_config_int(&t->cfg, "sft.batch_size");
+    double max_s = ex_config_float(&t->cfg, "sft.max_seconds");
+    int64_t eval_every = ex_config_int(&t->cfg, "sft.eval_every");
+    segrl_adamw_config ac = adamw_from_config(t, ex_config_float(&t->cfg, "sft.lr"), 1);
+    segrl_optimizer *opt;
+    CK(segrl_adamw_create(t->params, t->names, t->n_params, &ac, &opt));
+    ex_sampler smp;
+    if (ex_sampler_init(&smp, t->train.n, mix64(t->seed, 101)) != 0) die("out of memory");
+    char mpath[4096];
+    path_join(mpath, sizeof mpath, t->out_dir, "sft_metrics.jsonl");
+    ex_metrics *m;
+    CK(ex_metrics_open(mpath, -1, &m));
+    int64_t *idx = xcalloc((size_t)bs, sizeof *idx);
+    int64_t W = t->ctx;
+    int64_t *tok = xcalloc((size_t)(bs * W), sizeof *tok);
+    int64_t *tgt = xcalloc((size_t)(bs * W), sizeof *tgt);
+    uint8_t *am = xcalloc((size_t)(bs * W), 1);
+    float *g = xcalloc((size_t)(bs * W), sizeof *g);
+    float *lp = xcalloc((size_t)(bs * W), sizeof *lp);
+    ex_progress_init(&t->prog, stdout, "warm-up", 0, steps,
+                     ex_config_enum(&t->cfg, "run.progress"), ex_config_int(&t->cfg, "run.log_every"));
+    double t0 = ex_now();
+    int64_t step = 0;
+    segrl_lr_schedule sched = ac.schedule;
+    for (step = 0; step < steps; step++) {
+        if (max_s > 0 && ex_now() - t0 >= max_s) break;
+        double ts = ex_now();
+        ex_sampler_next(&smp, bs, idx);
+        int64_t w = 2, ntgt = 0;
+        for (int64_t b = 0; b < bs; b++) {
+            const tok_item *it = &t->train_tok[idx[b]];
+            int64_t L = it->prompt_len + it->solution_len;
+            if (L > W) L = W;
+            if (L > w) w = L;
+        }
+        /* rows: prompt + solution (+ EOS), right-padded; targets: the solution's tokens */
+        memset(am, 0, (size_t)(bs * w));
+        for (int64_t b = 0; b < bs; b++) {
+            const tok_item *it = &t->train_tok[idx[b]];
+            for (int64_t j = 0; j < w; j++) {
+                int64_t k = b * w + j;
+                int64_t L = it->prompt_len + it->solution_len;
+                if (L > W) L = W;
+                tok[k] = 0;
+                tgt[k] = -1;
+                if (j < L) {
+                    tok[k] = j < it->prompt_len ? it->prompt[j] : it->solution[j - it->prompt_len];
+                    am[k] = 1;
+                }
+                if (j + 1 < L && j + 1 >= it->prompt_len) {
+                    tgt[k] = it->solution[j + 1 - it->prompt_len];
+                    ntgt++;
+                }
+            }
+        }
+        for (int64_t k = 0; k < bs * w; k++) g[k] = tgt[k] >= 0 ? -1.0f / (float)ntgt : 0.0f;
+        segrl_tensor *tt = tensor(tok, SEGRL_DTYPE_I64, bs, w, t->device);
+        segrl_tensor *mt = tensor(am, SEGRL_DTYPE_U8, bs, w, t->device);
+        segrl_tensor *gt = tensor(tgt, SEGRL_DTYPE_I64, bs, w, t->device);
+        segrl_tensor *gg = tensor(g, SEGRL_DTYPE_F32, bs, w, t->device);
+        segrl_tensor *logits, *logp;
+        CK(segrl_optimizer_zero_grad(opt));
+        CK(segrl_model_forward(t->model, tt, mt, SEGRL_OUTPUT_LOGITS, &logits));
+        CK(segrl_autograd_logprobs(logits, gt, NULL, &logp, NULL));
+        CK(segrl_tensor_backward(logp, gg));
+        to_host(logp, lp, (size_t)(bs * w) * sizeof *lp);
+        segrl_step_info info;
+        CK(segrl_optimizer_step(opt, 1.0, &info));
+        double loss = 0;
+        for (int64_t k = 0; k < bs * w; k++)
+            if (tgt[k] >= 0) loss -= lp[k];
+        loss /= (double)(ntgt ? ntgt : 1);
+        segrl_tensor_free(tt);
+        segrl_tensor_free(mt);
+        segrl_tensor_free(gt);
+        segrl_tensor_free(gg);
+        segrl_tensor_free(logits);
+        segrl_tensor_free(logp);
+        double dt = ex_now() - ts;
+        ex_metrics_set(m, "sft_loss", loss);
+        ex_metrics_set(m, "lr", info.lr);
+        ex_metrics_set(m, "grad_norm", info.grad_norm);
+        ex_metrics_set(m, "tokens_per_s", (double)ntgt / (dt > 0 ? dt : 1e-9));
+        if (eval_every > 0 && (step + 1) % eval_every == 0 && step + 1 < steps) {
+            char when[32];
+            snprintf(when, sizeof when, "sft-%lld", (long long)(step + 1));
+            ex_metrics_set(m, "test_accuracy", eval_report(t, when, step + 1));
+        }
+        CK(ex_metrics_write(m, step + 1));
+        char extra[96];
+        snprintf(extra, sizeof extra, "loss %.3f", loss);
+        ex_progress_update(&t->prog, step + 1, extra);
+    }
+    ex_progress_finish(&t->prog);
+    (void)sched;
+    double secs = ex_now() - t0;
+    printf("warm-up: %lld steps of %lld sequences in %.1fs\n", (long long)step, (long long)bs, secs);
+    double acc = eval_report(t, "after-sft", step);
+    ex_metrics_set(m, "test_accuracy", acc);
+    ex_metrics_set(m, "sft_seconds", secs);
+    CK(ex_metrics_write(m, step));
+    ex_metrics_close(m);
+    char sdir[4096];
+    path_join(sdir, sizeof sdir, t->out_dir, "sft-model");
+    save_model(t, sdir);
+    printf("warm-up model saved to %s\n", sdir);
+    if (ex_config_bool(&t->cfg, "run.plot")) {
+        const char *keys[] = {"sft_loss", "test_accuracy", "tokens_per_s", "grad_norm"};
+        char png[4096];
+        path_join(png, sizeof png, t->out_dir, "sft_metrics.png");
+        if (ex_plot_metrics(mpath, keys, 4, "step", png) != SEGRL_OK)
+            printf("plot: %s\n", segrl_last_error());
+    }
+    segrl_optimizer_free(opt);
+    ex_sampler_free(&smp);
+    free(idx);
+    free(tok);
+    free(tgt);
+    free(am);
+    free(g);
+    free(lp);
+}
+
+// ----------------------------------------------------------------------------
+// rollouts: the generator and scoring callbacks
+
+static segrl_status score_cb(void *user, int64_t prompt, const int32_t *tokens, int64_t n_tokens,
+                             int64_t prompt_len, float *out_reward) {
+    trainer *t = user;
+    ex_timer_start(&t->t_score);
+    const ex_problem *pb = &t->train.items[t->batch_items[prompt]];
+    char *resp = decode(t, tokens + prompt_len, n_tokens - prompt_len);
+    *out_reward = score_text(t, pb->question, resp, tokens + prompt_len, n_tokens - prompt_len,
+                             pb->reference);
+    free(resp);
+    ex_timer_stop(&t->t_score);
+    return SEGRL_OK;
+}
+
+static void cache_clear(trainer *t) {
+    for (int64_t i = 0; i < t->n_cache; i++) segrl_gen_free(t->cache[i]);
+    free(t->cache);
+    free(t->cache_hash);
+    free(t->cache_len);
+    t->cache = NULL;
+    t->cache_hash = NULL;
+    t->cache_len = NULL;
+    t->n_cache = 0;
+}
+
+/* Samples every request: a request's prefix is taken from the last round's states when one holds
+ * exactly those tokens (an SPO-tree node whose children are now asked for: its KV cache is
+ * reused), else prefilled; it is forked into n children (sharing the cache), and all children
+ * are extended together in batches. The children become the cache of the next round. */
+static segrl_status gen_cb(void *user, segrl_rollout *r, const segrl_gen_request *req, int64_t n) {
+    trainer *t = user;
+    segrl_gen_state **base = xcalloc((size_t)n, sizeof *base);
+    int64_t *need = xcalloc((size_t)n, sizeof *need), n_need = 0;
+    for (int64_t i = 0; i < n; i++) {
+        uint64_t h = hash_tokens(req[i].prefix, req[i].prefix_len);
+        for (int64_t c = 0; c < t->n_cache && !base[i]; c++) {
+            if (!t->cache[c] || t->cache_hash[c] != h || t->cache_len[c] != req[i].prefix_len)
+                continue;
+            int32_t *tk = xcalloc((size_t)req[i].prefix_len, sizeof *tk);
+            int64_t cnt;
+            CK(segrl_gen_tokens(t->cache[c], req[i].prefix_len, tk, &cnt));
+            if (cnt == req[i].prefix_len &&
+                memcmp(tk, req[i].prefix, (size_t)cnt * sizeof *tk) == 0) {
+                base[i] = t->cache[c];
+                t->cache[c] = NULL; /* taken */
+            }
+            free(tk);
+        }
+        if (!base[i]) need[n_need++] = i;
+    }
+    if (n_need) {
+        int64_t *offs = xcalloc((size_t)n_need + 1, sizeof *offs);
+        for (int64_t k = 0; k < n_need; k++) offs[k + 1] = offs[k] + req[need[k]].prefix_len;
+        int32_t *tk = xcalloc((size_t)offs[n_need], sizeof *tk);
+        for (int64_t k = 0; k < n_need; k++)
+            memcpy(tk + offs[k], req[need[k]].prefix, (size_t)req[need[k]].prefix_len * sizeof *tk);
+        segrl_gen_state **made = xcalloc((size_t)n_need, sizeof *made);
+        /* prefill in chunks (bounded memory) */
+        for (int64_t s = 0; s < n_need; s += 256) {
+            int64_t nb = n_need - s < 256 ? n_need - s : 256;
+            int64_t *o2 = xcalloc((size_t)nb + 1, sizeof *o2);
+            for (int64_t k = 0; k <= nb; k++) o2[k] = offs[s + k] - offs[s];
+            CK(segrl_gen_create(t->model, nb, tk + offs[s], o2, NULL, made + s));
+            free(o2);
+        }
+        for (int64_t k = 0; k < n_need; k++) base[need[k]] = made[k];
+        free(made);
+        free(tk);
+        free(offs);
+    }
+    cache_clear(t);
+    /* fork and extend */
+    int64_t total = 0;
+    for (int64_t i = 0; i < n; i++) total += req[i].n;
+    segrl_gen_state **kids = xcalloc((size_t)total, sizeof *kids);
+    int64_t *kid_req = xcalloc((size_t)total, sizeof *kid_req);
+    int64_t o = 0;
+    for (int64_t i = 0; i < n; i++) {
+        uint64_t *seeds = xcalloc((size_t)req[i].n, sizeof *seeds);
+        for (int32_t j = 0; j < req[i].n; j++) seeds[j] = mix64(req[i].seed, (uint64_t)j);
+        CK(segrl_gen_fork(base[i], req[i].n, seeds, kids + o));
+        for (int32_t j = 0; j < req[i].n; j++) kid_req[o + j] = i;
+        o += req[i].n;
+        free(seeds);
+        segrl_gen_free(base[i]);
+    }
+    free(base);
+    free(need);
+    segrl_sampling sp = segrl_sampling_default();
+    sp.temperature = (float)ex_config_float(&t->cfg, "gen.temperature");
+    sp.top_p = (float)ex_config_float(&t->cfg, "gen.top_p");
+    sp.top_k = (int32_t)ex_config_int(&t->cfg, "gen.top_k");
+    sp.stop_token_ids = t->stop_ids;
+    sp.num_stop_token_ids = t->n_stop;
+    /* batches of children with the same limit */
+    segrl_gen_state **batch = xcalloc((size_t)total, sizeof *batch);
+    uint8_t *done = xcalloc((size_t)total, 1);
+    for (int64_t a = 0; a < total; a++) {
+        if (done[a]) continue;
+        int32_t lim = req[kid_req[a]].max_new_tokens;
+        int64_t nb = 0;
+        for (int64_t b = a; b < total && nb < 512; b++)
+            if (!done[b] && req[kid_req[b]].max_new_tokens == lim) {
+                batch[nb++] = kids[b];
+                done[b] = 1;
+            }
+        sp.max_new_tokens = lim;
+        CK(segrl_gen_extend(t->model, batch, nb, &sp));
+    }
+    free(batch);
+    free(done);
+    /* hand the samples back; keep the children as the next round's cache */
+    int32_t *tk = NULL;
+    float *lp = NULL;
+    size_t cap = 0;
+    t->cache = kids;
+    t->cache_hash = xcalloc((size_t)total, sizeof *t->cache_hash);
+    t->cache_len = xcalloc((size_t)total, sizeof *t->cache_len);
+    t->n_cache = total;
+    o = 0;
+    for (int64_t i = 0; i < n; i++) {
+        for (int32_t j = 0; j < req[i].n; j++, o++) {
+            int64_t pl, tl, cnt;
+            CK(segrl_gen_length(kids[o], &pl, &tl));
+            if ((size_t)tl > cap) {
+                cap = (size_t)tl * 2;
+                tk = xrealloc(tk, cap * sizeof *tk);
+                lp = xrealloc(lp, cap * sizeof *lp);
+            }
+            CK(segrl_gen_tokens(kids[o], (int64_t)cap, tk, &cnt));
+            int64_t ng = tl - req[i].prefix_len;
+            CK(segrl_gen_logprobs(kids[o], (int64_t)cap, lp, &cnt));
+            /* the state's log-probs cover everything it generated since its prompt; this
+             * request's new tokens are the last ng of them */
+            segrl_finish fin;
+            CK(segrl_gen_finish_reason(kids[o], &fin));
+            int finished = fin == SEGRL_FINISH_STOP_TOKEN || fin == SEGRL_FINISH_STOP_STRING;
+            segrl_status st = segrl_rollout_put(r, req[i].index, j, tk + req[i].prefix_len,
+                                                lp + (cnt - ng), ng, finished);
+            if (st != SEGRL_OK) {
+                free(tk);
+                free(lp);
+                return st;
+            }
+            t->cache_hash[o] = hash_tokens(tk, tl);
+            t->cache_len[o] = tl;
+            t->gen_tokens_step += ng;
+        }
+    }
+    free(tk);
+    free(lp);
+    free(kid_req);
+    return SEGRL_OK;
+}
+
+// ----------------------------------------------------------------------------
+// RL update
+
+typedef struct upd_batch {
+    int64_t B, W;      /* sequences, padded width (the longest sequence) */
+    int64_t *len;      /* (B) tokens of each sequence */
+    int64_t *tok;      /* (B, W) tokens, 0 padded */
+    uint8_t *am;       /* (B, W) attention mask */
+    int64_t *tgt;      /* (B, W) position t: the token t+1 when it is trained, else -1 */
+    float *old_logp;   /* (B, W) shifted like tgt */
+    float *adv;        /* (B, W) */
+    uint8_t *lmask;    /* (B, W) loss mask (shifted) */
+    uint8_t *pmask;    /* (B, W) SPO probability mask, or NULL */
+    float *rewards;    /* (B) */
+    float *old_values; /* (B, W) ppo */
+    float *returns;    /* (B, W) ppo */
+} upd_batch;
+
+static void upd_free(upd_batch *u) {
+    free(u->len);
+    free(u->tok);
+    free(u->am);
+    free(u->tgt);
+    free(u->old_logp);
+    free(u->adv);
+    free(u->lmask);
+    free(u->pmask);
+    free(u->rewards);
+    free(u->old_values);
+    free(u->returns);
+    memset(u, 0, sizeof *u);
+}
+
+/* The packed rollout batch as padded, shifted arrays: position t of row b predicts token t+1. */
+static void upd_build(upd_batch *u, const segrl_rollout_batch *b, const float *tok_adv) {
+    memset(u, 0, sizeof *u);
+    u->B = b->num_seqs;
+    u->W = 2;
+    for (int64_t i = 0; i < u->B; i++) {
+        int64_t L = b->offsets[i + 1] - b->offsets[i];
+        if (L > u->W) u->W = L;
+    }
+    size_t BW = (size_t)(u->B * u->W);
+    u->len = xcalloc((size_t)u->B, sizeof *u->len);
+    u->tok = xcalloc(BW, sizeof *u->tok);
+    u->am = xcalloc(BW, 1);
+    u->tgt = xcalloc(BW, sizeof *u->tgt);
+    u->old_logp = xcalloc(BW, sizeof *u->old_logp);
+    u->adv = xcalloc(BW, sizeof *u->adv);
+    u->lmask = xcalloc(BW, 1);
+    if (b->prob_mask) u->pmask = xcalloc(BW, 1);
+    u->rewards = xcalloc((size_t)u->B, sizeof *u->rewards);
+    for (int64_t i = 0; i < u->B; i++) {
+        int64_t o = b->offsets[i], L = b->offsets[i + 1] - o;
+        u->len[i] = L;
+        u->rewards[i] = b->rewards[i];
+        for (int64_t j = 0; j < u->W; j++) {
+            int64_t k = i * u->W + j;
+            u->tgt[k] = -1;
+            if (j < L) {
+                u->tok[k] = b->tokens[o + j];
+                u->am[k] = 1;
+            }
+            if (j + 1 < L && b->mask[o + j + 1]) {
+                u->tgt[k] = b->tokens[o + j + 1];
+                u->old_logp[k] = b->logprobs[o + j + 1];
+                u->adv[k] = tok_adv ? tok_adv[o + j + 1] : 0.0f;
+                u->lmask[k] = 1;
+                if (u->pmask) u->pmask[k] = b->prob_mask[o + j + 1];
+            }
+        }
+    }
+}
+
+/* Rows [r0, r1) of a (B, W) array, cut to width w, as a new tensor. */
+static segrl_tensor *rows_tensor(const void *a, segrl_dtype dt, int64_t W, int64_t r0, int64_t r1,
+                                 int64_t w, segrl_device dev) {
+    size_t es = segrl_dtype_size(dt);
+    char *buf = xcalloc((size_t)((r1 - r0) * w), es);
+    for (int64_t r = r0; r < r1; r++)
+        memcpy(buf + (size_t)((r - r0) * w) * es, (const char *)a + (size_t)(r * W) * es,
+               (size_t)w * es);
+    segrl_tensor *x = tensor(buf, dt, r1 - r0, w, dev);
+    free(buf);
+    return x;
+}
+
+static int64_t rows_width(const upd_batch *u, int64_t r0, int64_t r1) {
+    int64_t w = 2;
+    for (int64_t r = r0; r < r1; r++)
+        if (u->len[r] > w) w = u->len[r];
+    return w;
+}
+
+/* Forward of rows [r0, r1): log-probs and entropies of the targets (and values for ppo). */
+static void forward_rows(trainer *t, segrl_model *model, const upd_batch *u, int64_t r0, int64_t r1,
+                         int want_values, segrl_tensor **logp, segrl_tensor **ent,
+                         segrl_tensor **values) {
+    int64_t w = rows_width(u, r0, r1);
+    segrl_tensor *tt = rows_tensor(u->tok, SEGRL_DTYPE_I64, u->W, r0, r1, w, t->device);
+    segrl_tensor *mt = rows_tensor(u->am, SEGRL_DTYPE_U8, u->W, r0, r1, w, t->device);
+    segrl_tensor *gt = rows_tensor(u->tgt, SEGRL_DTYPE_I64, u->W, r0, r1, w, t->device);
+    segrl_tensor *logits = NULL;
+    if (want_values) {
+        segrl_tensor *hid;
+        CK(segrl_model_forward(model, tt, mt, SEGRL_OUTPUT_HIDDEN, &hid));
+        CK(segrl_model_head(model, hid, mt, SEGRL_OUTPUT_LOGITS, &logits));
+        CK(segrl_model_head(model, hid, mt, SEGRL_OUTPUT_VALUES, values));
+        segrl_tensor_free(hid);
+    } else {
+        CK(segrl_model_forward(model, tt, mt, SEGRL_OUTPUT_LOGITS, &logits));
+    }
+    segrl_logprob_opts lo = segrl_logprob_opts_default();
+    double temp = ex_config_float(&t->cfg, "gen.temperature");
+    lo.temperature = temp > 0 ? (float)temp : 1.0f;
+    CK(segrl_autograd_logprobs(logits, gt, &lo, logp, ent));
+    segrl_tensor_free(logits);
+    segrl_tensor_free(tt);
+    segrl_tensor_free(mt);
+    segrl_tensor_free(gt);
+}
+
+typedef struct upd_stats {
+    double loss, pg_loss, kl, entropy, value_loss, clip_lo, clip_hi, dual, approx_kl, grad_norm, lr;
+    double tokens, updates;
+} upd_stats;
+
+static segrl_policy_loss_opts loss_opts(const trainer *t) {
+    segrl_policy_loss_opts o = segrl_policy_loss_opts_default();
+    static const int modes[] = {SEGRL_PG_PPO, SEGRL_PG_GSPO, SEGRL_PG_CISPO, SEGRL_PG_REINFORCE};
+    o.mode = modes[ex_config_enum(&t->cfg, "loss.mode")];
+    o.clip_low = (float)ex_config_float(&t->cfg, "loss.clip_eps_low");
+    o.clip_high = (float)ex_config_float(&t->cfg, "loss.clip_eps_high");
+    o.clip_c = (float)ex_config_float(&t->cfg, "loss.dual_clip_c");
+    static const int kls[] = {SEGRL_KL_NONE, SEGRL_KL_K1, SEGRL_KL_ABS, SEGRL_KL_K2, SEGRL_KL_K3};
+    o.kl_type = kls[ex_config_enum(&t->cfg, "loss.kl_type")];
+    o.kl_coef = (float)ex_config_float(&t->cfg, "loss.kl_coef");
+    if (o.kl_coef == 0) o.kl_type = SEGRL_KL_NONE;
+    o.entropy_coef = (float)ex_config_float(&t->cfg, "loss.entropy_coef");
+    static const int aggs[] = {SEGRL_AGG_TOKEN_MEAN, SEGRL_AGG_SEQ_MEAN_TOKEN_MEAN,
+                               SEGRL_AGG_SEQ_MEAN_TOKEN_SUM, SEGRL_AGG_SEQ_MEAN_TOKEN_SUM_NORM};
+    o.agg = aggs[ex_config_enum(&t->cfg, "loss.agg")];
+    /* Dr. GRPO's aggregation unless the user chose one */
+    if (t->estimator == EST_DRGRPO && ex_config_source(&t->cfg, "loss.agg") == EX_CFG_FROM_DEFAULT)
+        o.agg = SEGRL_AGG_SEQ_MEAN_TOKEN_SUM_NORM;
+    if (t->estimator == EST_PPO) {
+        o.value_coef = (float)ex_config_float(&t->cfg, "loss.value_coef");
+        o.value_clip = (float)ex_config_float(&t->cfg, "loss.value_clip");
+    }
+    return o;
+}
+
+/* The aggregation's normalizer over rows [r0, r1) (a minibatch), so that its micro-batches sum
+ * to the minibatch's loss. */
+static double normalizer(const trainer *t, const upd_batch *u, int64_t r0, int64_t r1, int agg) {
+    double nt = 0, ns = 0;
+    for (int64_t r = r0; r < r1; r++) {
+        int64_t c = 0;
+        for (int64_t j = 0; j < u->W; j++)
+            c += u->lmask[r * u->W + j] && (!u->pmask || u->pmask[r * u->W + j]);
+        nt += (double)c;
+        ns += c > 0;
+    }
+    switch (agg) {
+    case SEGRL_AGG_TOKEN_MEAN: return nt;
+    case SEGRL_AGG_SEQ_MEAN_TOKEN_SUM_NORM:
+        return (double)ex_config_int(&t->cfg, "gen.max_new_tokens"); /* Dr. GRPO's constant */
+    default: return ns;
+    }
+}
+
+static void ppo_values_and_gae(trainer *t, upd_batch *u, int64_t micro) {
+    size_t BW = (size_t)(u->B * u->W);
+    u->old_values = xcalloc(BW, sizeof *u->old_values);
+    u->returns = xcalloc(BW, sizeof *u->returns);
+    int32_t prev;
+    CK(segrl_set_grad_enabled(0, &prev));
+    for (int64_t r0 = 0; r0 < u->B; r0 += micro) {
+        int64_t r1 = r0 + micro < u->B ? r0 + micro : u->B;
+        segrl_tensor *lp, *v;
+        forward_rows(t, t->model, u, r0, r1, 1, &lp, NULL, &v);
+        int64_t w = rows_width(u, r0, r1);
+        float *h = xcalloc((size_t)((r1 - r0) * w), sizeof *h);
+        to_host(v, h, (size_t)((r1 - r0) * w) * sizeof *h);
+        for (int64_t r = r0; r < r1; r++)
+            for (int64_t j = 0; j < w; j++)
+                u->old_values[r * u->W + j] = u->lmask[r * u->W + j] ? h[(r - r0) * w + j] : 0.0f;
+        free(h);
+        segrl_tensor_free(lp);
+        segrl_tensor_free(v);
+    }
+    CK(segrl_set_grad_enabled(prev, NULL));
+    /* the outcome reward sits on each sequence's last trained token */
+    float *rw = xcalloc(BW, sizeof *rw);
+    for (int64_t r = 0; r < u->B; r++) {
+        int64_t last = -1;
+        for (int64_t j = 0; j < u->W; j++)
+            if (u->lmask[r * u->W + j]) last = j;
+        if (last >= 0) rw[r * u->W + last] = u->rewards[r];
+    }
+    segrl_layout lay = segrl_layout_padded();
+    segrl_device cpu = segrl_cpu();
+    segrl_view vr = segrl_view_2d(rw, SEGRL_DTYPE_F32, cpu, u->B, u->W);
+    segrl_view vv = segrl_view_2d(u->old_values, SEGRL_DTYPE_F32, cpu, u->B, u->W);
+    segrl_view vm = segrl_view_2d(u->lmask, SEGRL_DTYPE_U8, cpu, u->B, u->W);
+    segrl_view va = segrl_view_2d(u->adv, SEGRL_DTYPE_F32, cpu, u->B, u->W);
+    segrl_view vR = segrl_view_2d(u->returns, SEGRL_DTYPE_F32, cpu, u->B, u->W);
+    size_t ws = 0, ws2 = 0;
+    CK(segrl_workspace_size(SEGRL_OP_GAE, cpu, u->B, (int64_t)BW, 0, &ws));
+    CK(segrl_workspace_size(SEGRL_OP_WHITEN, cpu, u->B, (int64_t)BW, 1, &ws2));
+    if (ws2 > ws) ws = ws2;
+    segrl_exec ex = {0};
+    ex.workspace = ws ? xcalloc(ws, 1) : NULL;
+    ex.workspace_bytes = ws;
+    CK(segrl_gae(&lay, vr, vv, vm, (float)ex_config_float(&t->cfg, "algo.gamma"),
+                 (float)ex_config_float(&t->cfg, "algo.lambda"), &ex, va, vR));
+    segrl_whiten_opts wo = segrl_whiten_opts_default();
+    CK(segrl_whiten(&lay, va, vm, segrl_view_none(), 1, &wo, &ex, va));
+    free(ex.workspace);
+    free(rw);
+}
+
+static void update(trainer *t, upd_batch *u, upd_stats *st) {
+    int64_t epochs = ex_config_int(&t->cfg, "algo.ppo_epochs");
+    int64_t mbs = ex_config_int(&t->cfg, "algo.minibatches");
+    if (mbs > u->B) mbs = u->B;
+    int64_t micro = ex_config_int(&t->cfg, "algo.micro_batch");
+    if (micro <= 0) micro = u->B;
+    segrl_policy_loss_opts lo = loss_opts(t);
+    int ppo = t->estimator == EST_PPO;
+    if (ppo) ppo_values_and_gae(t, u, micro);
+    memset(st, 0, sizeof *st);
+    for (int64_t e = 0; e < epochs; e++) {
+        for (int64_t mb = 0; mb < mbs; mb++) {
+            int64_t m0 = u->B * mb / mbs, m1 = u->B * (mb + 1) / mbs;
+            if (m1 <= m0) continue;
+            lo.normalizer = normalizer(t, u, m0, m1, lo.agg);
+            if (lo.normalizer <= 0) continue; /* nothing to train on */
+            CK(segrl_optimizer_zero_grad(t->opt));
+            double mloss = 0;
+            for (int64_t r0 = m0; r0 < m1; r0 += micro) {
+                int64_t r1 = r0 + micro < m1 ? r0 + micro : m1;
+                int64_t w = rows_width(u, r0, r1);
+                segrl_tensor *logp, *ent, *vals = NULL, *ref_logp = NULL;
+                forward_rows(t, t->model, u, r0, r1, ppo, &logp, &ent, ppo ? &vals : NULL);
+                if (t->ref) {
+                    int32_t prev;
+                    segrl_tensor *rent;
+                    CK(segrl_set_grad_enabled(0, &prev));
+                    forward_rows(t, t->ref, u, r0, r1, 0, &ref_logp, &rent, NULL);
+                    CK(segrl_set_grad_enabled(prev, NULL));
+                    segrl_tensor_free(rent);
+                }
+                segrl_tensor *old = rows_tensor(u->old_logp, SEGRL_DTYPE_F32, u->W, r0, r1, w, t->device);
+                segrl_tensor *adv = rows_tensor(u->adv, SEGRL_DTYPE_F32, u->W, r0, r1, w, t->device);
+                segrl_tensor *msk = rows_tensor(u->lmask, SEGRL_DTYPE_U8, u->W, r0, r1, w, t->device);
+                segrl_tensor *pm = u->pmask ? rows_tensor(u->pmask, SEGRL_DTYPE_U8, u->W, r0, r1, w, t->device) : NULL;
+                segrl_tensor *ov = NULL, *ret = NULL;
+                if (ppo) {
+                    ov = rows_tensor(u->old_values, SEGRL_DTYPE_F32, u->W, r0, r1, w, t->device);
+                    ret = rows_tensor(u->returns, SEGRL_DTYPE_F32, u->W, r0, r1, w, t->device);
+                }
+                segrl_autograd_policy_inputs in;
+                memset(&in, 0, sizeof in);
+                in.logp = logp;
+                in.old_logp = old;
+                in.advantages = adv;
+                in.ref_logp = ref_logp;
+                in.entropy = ent;
+                in.values = vals;
+                in.old_values = ov;
+                in.returns = ret;
+                in.mask = msk;
+                in.prob_mask = pm;
+                segrl_tensor *loss;
+                segrl_policy_loss_stats ps;
+                CK(segrl_autograd_policy_loss(&in, &lo, &loss, &ps));
+                CK(segrl_tensor_backward(loss, NULL));
+                mloss += ps.loss;
+                double nt = ps.num_tokens;
+                st->pg_loss += ps.pg_loss;
+                st->kl += ps.kl_mean * nt;
+                st->entropy += ps.entropy_mean * nt;
+                st->value_loss += ps.value_loss;
+                st->clip_lo += ps.clip_frac_low * nt;
+                st->clip_hi += ps.clip_frac_high * nt;
+                st->dual += ps.dual_clip_frac * nt;
+                st->approx_kl += ps.approx_kl * nt;
+                st->tokens += nt;
+                segrl_tensor *fr[] = {loss, logp, ent, vals, ref_logp, old, adv, msk, pm, ov, ret};
+                for (size_t k = 0; k < sizeof fr / sizeof fr[0]; k++) segrl_tensor_free(fr[k]);
+            }
+            segrl_step_info info;
+            CK(segrl_optimizer_step(t->opt, 1.0, &info));
+            st->loss += mloss;
+            st->grad_norm += info.grad_norm;
+            st->lr = info.lr;
+            st->updates += 1;
+        }
+    }
+    if (st->updates > 0) {
+        st->loss /= st->updates;
+        st->pg_loss /= st->updates;
+        st->value_loss /= st->updates;
+        st->grad_norm /= st->updates;
+    }
+    if (st->tokens > 0) {
+        st->kl /= st->tokens;
+        st->entropy /= st->tokens;
+        st->clip_lo /= st->tokens;
+        st->clip_hi /= st->tokens;
+        st->dual /= st->tokens;
+        st->approx_kl /= st->tokens;
+    }
+}
+
+// ----------------------------------------------------------------------------
+// one RL step
+
+static segrl_rollout_config rollout_config(trainer *t, int64_t step) {
+    static const int methods[] = {SEGRL_ROLLOUT_GROUP,   SEGRL_ROLLOUT_GROUP,     SEGRL_ROLLOUT_GROUP,
+                                  SEGRL_ROLLOUT_GROUP,   SEGRL_ROLLOUT_GROUP,     SEGRL_ROLLOUT_VINEPPO,
+                                  SEGRL_ROLLOUT_SPO_CHAIN, SEGRL_ROLLOUT_SPO_TREE};
+    segrl_rollout_config rc = segrl_rollout_config_default(methods[t->estimator]);
+    rc.group_size = (int32_t)ex_config_int(&t->cfg, "algo.group_size");
+    rc.max_new_tokens = (int32_t)ex_config_int(&t->cfg, "gen.max_new_tokens");
+    rc.seed = mix64(t->seed, 1000003ull + (uint64_t)step);
+    rc.stop_ids = t->stop_ids;
+    rc.n_stop = t->n_stop;
+    rc.mc_samples = (int32_t)ex_config_int(&t->cfg, "spo.mc_samples");
+    rc.mc_adaptive = ex_config_bool(&t->cfg, "spo.mc_adaptive");
+    rc.mc_initial = (int32_t)ex_config_int(&t->cfg, "spo.mc_initial");
+    if (rc.mc_initial > rc.mc_samples) rc.mc_initial = rc.mc_samples;
+    rc.mc_batch = (int32_t)ex_config_int(&t->cfg, "spo.mc_batch");
+    rc.mc_z = (float)ex_config_float(&t->cfg, "spo.mc_z");
+    rc.cutpoints.tau = (float)ex_config_float(&t->cfg, "spo.cutpoint_tau");
+    rc.cutpoints.k = (int32_t)ex_config_int(&t->cfg, "spo.cutpoints");
+    rc.cutpoints.max_segments = ex_config_int(&t->cfg, "spo.max_segments");
+    rc.prob_mask_tau = (float)ex_config_float(&t->cfg, "spo.prob_mask_tau");
+    rc.delimiters = t->delims;
+    rc.n_delimiters = t->n_delims;
+    rc.gamma = (float)ex_config_float(&t->cfg, "algo.gamma");
+    int64_t br[SEGRL_ROLLOUT_MAX_LEVELS];
+    int32_t nl = 0;
+    CK(ex_config_get_intlist(&t->cfg, "spo.tree_branching", br, SEGRL_ROLLOUT_MAX_LEVELS, &nl));
+    if (nl < 1) die("spo.tree_branching: at least one level");
+    rc.tree_levels = nl;
+    for (int32_t l = 0; l < nl; l++) {
+        rc.branching[l] = (int32_t)br[l];
+        rc.segment_len[l] = (int32_t)ex_config_int(&t->cfg, "spo.segment_len");
+    }
+    return rc;
+}
+
+static void outcome_advantages(trainer *t, const segrl_rollout_batch *b, float *out) {
+    segrl_device cpu = segrl_cpu();
+    segrl_layout lay = segrl_layout_packed(segrl_view_1d((void *)b->offsets, SEGRL_DTYPE_I64, cpu, b->num_seqs + 1));
+    segrl_outcome in;
+    memset(&in, 0, sizeof in);
+    in.scores = segrl_view_1d((void *)b->rewards, SEGRL_DTYPE_F32, cpu, b->num_seqs);
+    in.token_rewards = segrl_view_none();
+    in.mask = segrl_view_1d((void *)b->mask, SEGRL_DTYPE_U8, cpu, b->num_tokens);
+    in.group_index = segrl_view_1d((void *)b->prompt, SEGRL_DTYPE_I64, cpu, b->num_seqs);
+    in.num_groups = b->num_groups;
+    segrl_outcome_opts oo = segrl_outcome_opts_default();
+    segrl_op op = SEGRL_OP_GRPO;
+    if (t->estimator == EST_DRGRPO) oo.std_scope = SEGRL_STD_NONE;
+    if (t->estimator == EST_RLOO) op = SEGRL_OP_RLOO;
+    if (t->estimator == EST_RPP) op = SEGRL_OP_REINFORCE_PP_BASELINE;
+    size_t ws = 0;
+    CK(segrl_workspace_size(op, cpu, b->num_seqs, b->num_tokens, b->num_groups, &ws));
+    segrl_exec ex = {0};
+    ex.workspace = ws ? xcalloc(ws, 1) : NULL;
+    ex.workspace_bytes = ws;
+    segrl_view vo = segrl_view_1d(out, SEGRL_DTYPE_F32, cpu, b->num_tokens);
+    if (op == SEGRL_OP_RLOO) CK(segrl_rloo(&lay, &in, &oo, &ex, vo, segrl_view_none()));
+    else if (op == SEGRL_OP_REINFORCE_PP_BASELINE)
+        CK(segrl_reinforce_pp_baseline(&lay, &in, &oo, &ex, vo, segrl_view_none()));
+    else CK(segrl_grpo(&lay, &in, &oo, &ex, vo, segrl_view_none()));
+    free(ex.workspace);
+}
+
+static void rl_step(trainer *t, int64_t step, ex_metrics *m) {
+    int64_t P = ex_config_int(&t->cfg, "algo.batch_prompts");
+    int64_t maxnew = ex_config_int(&t->cfg, "gen.max_new_tokens");
+    ex_sampler_next(&t->rl_sampler, P, t->batch_items);
+    int64_t *offs = xcalloc((size_t)P + 1, sizeof *offs);
+    for (int64_t p = 0; p < P; p++) {
+        const tok_item *it = &t->train_tok[t->batch_items[p]];
+        int64_t pl = it->prompt_len;
+        if (pl + maxnew > t->ctx) pl = t->ctx - maxnew > 1 ? t->ctx - maxnew : 1;
+        offs[p + 1] = offs[p] + pl;
+    }
+    int32_t *ptok = xcalloc((size_t)offs[P], sizeof *ptok);
+    for (int64_t p = 0; p < P; p++) {
+        const tok_item *it = &t->train_tok[t->batch_items[p]];
+        int64_t pl = offs[p + 1] - offs[p];
+        memcpy(ptok + offs[p], it->prompt + (it->prompt_len - pl), (size_t)pl * sizeof *ptok);
+    }
+    segrl_rollout_prompts pr = {P, offs, ptok, t->batch_items};
+    segrl_rollout_config rc = rollout_config(t, step);
+    segrl_rollout *r;
+    CK(segrl_rollout_init(&rc, &pr, score_cb, t, &r));
+    ex_timer_reset(&t->t_score);
+    t->gen_tokens_step = 0;
+    double t0 = ex_now();
+    CK(segrl_rollout_run(r, gen_cb, t));
+    cache_clear(t);
+    double t_roll = ex_now() - t0;
+    double t_score = ex_timer_total(&t->t_score);
+    double t_gen = t_roll - t_score;
+    /* advantages */
+    double ta = ex_now();
+    segrl_rollout_batch b;
+    CK(segrl_rollout_batch_get(r, &b));
+    segrl_rollout_stats rs;
+    CK(segrl_rollout_stats_get(r, &rs));
+    /* reward metrics over the trajectories (tree: the leaves) */
+    if (t->estimator == EST_SPO_TREE) {
+        segrl_rollout_tree tr;
+        CK(segrl_rollout_tree_get(r, &tr));
+        double sum = 0, sum2 = 0, nleaf = 0, ncorrect = 0, mixed = 0, len = 0;
+        for (int64_t p = 0; p < P; p++) {
+            float first = NAN;
+            int mix = 0;
+            for (int64_t k = 0; k < tr.num_nodes; k++) {
+                if (!tr.is_leaf[k] || tr.prompt[k] != p || tr.parent[k] < 0) continue;
+                float v = tr.leaf_reward[k];
+                sum += v;
+                sum2 += (double)v * v;
+                nleaf += 1;
+                ncorrect += v >= 1.0f;
+                if (first != first) first = v;
+                else if (v != first) mix = 1;
+                /* response length: tokens from the root to the leaf */
+                int64_t L = 0;
+                for (int64_t a = k; a >= 0 && tr.parent[a] >= 0; a = tr.parent[a])
+                    L += tr.span_end[a] - tr.span_start[a];
+                len += (double)L;
+            }
+            mixed += mix;
+        }
+        double mean = nleaf ? sum / nleaf : 0;
+        ex_metrics_set(m, "reward_mean", mean);
+        ex_metrics_set(m, "reward_std", nleaf ? sqrt(fmax(0, sum2 / nleaf - mean * mean)) : 0);
+        ex_metrics_set(m, "accuracy", nleaf ? ncorrect / nleaf : 0);
+        ex_metrics_set(m, "mixed_groups", mixed / (double)P);
+        ex_metrics_set(m, "response_len", nleaf ? len / nleaf : 0);
+    } else {
+        CK(ex_metrics_set_rewards(m, b.rewards, P, b.num_seqs / P, 1.0f));
+        double len = 0;
+        for (int64_t i = 0; i < b.num_seqs; i++)
+            len += (double)(b.offsets[i + 1] - b.offsets[i] - b.context_len[i]);
+        ex_metrics_set(m, "response_len", b.num_seqs ? len / (double)b.num_seqs : 0);
+    }
+    const segrl_rollout_batch *train_b = &b;
+    segrl_rollout_batch rb;
+    if (t->replay) {
+        CK(segrl_replay_add(t->replay, &b, step));
+        CK(segrl_replay_batch_get(t->replay, &rb));
+        train_b = &rb;
+    }
+    float *tok_adv = NULL;
+    if (!train_b->advantages && t->estimator != EST_PPO) {
+        tok_adv = xcalloc((size_t)train_b->num_tokens, sizeof *tok_adv);
+        outcome_advantages(t, train_b, tok_adv);
+    }
+    upd_batch u;
+    upd_build(&u, train_b, train_b->advantages ? train_b->advantages : tok_adv);
+    free(tok_adv);
+    double t_adv = ex_now() - ta;
+    /* update (ppo: the value pass and GAE are inside, counted as update time) */
+    double tu = ex_now();
+    upd_stats us;
+    update(t, &u, &us);
+    double t_upd = ex_now() - tu;
+    upd_free(&u);
+    t->samples_total += rs.samples;
+    t->tokens_total += rs.tokens;
+    ex_metrics_set(m, "loss", us.loss);
+    ex_metrics_set(m, "pg_loss", us.pg_loss);
+    ex_metrics_set(m, "kl", us.kl);
+    ex_metrics_set(m, "entropy", us.entropy);
+    if (t->estimator == EST_PPO) ex_metrics_set(m, "value_loss", us.value_loss);
+    ex_metrics_set(m, "clip_frac_low", us.clip_lo);
+    ex_metrics_set(m, "clip_frac_high", us.clip_hi);
+    ex_metrics_set(m, "dual_clip_frac", us.dual);
+    ex_metrics_set(m, "approx_kl", us.approx_kl);
+    ex_metrics_set(m, "grad_norm", us.grad_norm);
+    ex_metrics_set(m, "lr", us.lr);
+    ex_metrics_set(m, "tokens_per_s", t_gen > 0 ? (double)rs.tokens / t_gen : 0);
+    ex_metrics_set(m, "samples", (double)t->samples_total);
+    ex_metrics_set(m, "gen_tokens", (double)t->tokens_total);
+    ex_metrics_set(m, "train_seqs", (double)train_b->num_seqs);
+    if (rs.mc_rollouts) ex_metrics_set(m, "mc_rollouts", (double)rs.mc_rollouts);
+    ex_metrics_set(m, "time_gen_s", t_gen);
+    ex_metrics_set(m, "time_score_s", t_score);
+    ex_metrics_set(m, "time_adv_s", t_adv);
+    ex_metrics_set(m, "time_update_s", t_upd);
+    segrl_rollout_free(r);
+    free(offs);
+    free(ptok);
+}
+
+// ----------------------------------------------------------------------------
+// checkpoints
+
+static void ckpt_save(trainer *t, int64_t step) {
+    char root[4096], user[512], rng[80];
+    path_join(root, sizeof root, t->out_dir, "checkpoints");
+    ex_rng r;
+    ex_rng_seed(&r, t->seed);
+    snprintf(user, sizeof user,
+             "{\"phase\":\"rl\",\"consumed\":%lld,\"samples\":%lld,\"tokens\":%lld,\"rng\":\"%s\"}",
+             (long long)ex_sampler_consumed(&t->rl_sampler), (long long)t->samples_total,
+             (long long)t->tokens_total, ex_rng_save(&r, rng));
+    CK(segrl_checkpoint_save(root, t->params, t->names, t->n_params, t->opt, step, t->seed, user));
+    int64_t keep = ex_config_int(&t->cfg, "ckpt.keep");
+    if (keep > 0) CK(segrl_checkpoint_prune(root, keep, NULL));
+}
+
+static int64_t json_int(const char *json, const char *key) {
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = json ? strstr(json, pat) : NULL;
+    return p ? strtoll(p + strlen(pat), NULL, 10) : 0;
+}
+
+/* Returns the step to continue from (0 for a fresh run). */
+static int64_t ckpt_resume(trainer *t) {
+    const char *res = ex_config_str(&t->cfg, "run.resume");
+    if (!res[0]) return 0;
+    char path[4096];
+    if (strcmp(res, "auto") == 0) {
+        path_join(path, sizeof path, t->out_dir, "checkpoints");
+        int64_t n = 0;
+        CK(segrl_checkpoint_list(path, NULL, 0, &n));
+        if (n == 0) {
+            printf("resume: no checkpoint in %s, starting fresh\n", path);
+            return 0;
+        }
+    } else {
+        snprintf(path, sizeof path, "%s", res);
+    }
+    segrl_checkpoint_info info;
+    CK(segrl_checkpoint_load(path, t->params, t->names, t->n_params, t->opt, &info));
+    ex_sampler_seek(&t->rl_sampler, json_int(info.user_json, "consumed"));
+    t->samples_total = json_int(info.user_json, "samples");
+    t->tokens_total = json_int(info.user_json, "tokens");
+    segrl_free(info.user_json);
+    printf("resume: %s at step %lld (optimizer step %lld)\n", path, (long long)info.step,
+           (long long)info.optimizer_step);
+    return info.step;
+}
+
+// ----------------------------------------------------------------------------
+// main
+
+static void pick_eval(trainer *t) {
+    int64_t n = ex_config_int(&t->cfg, "eval.size");
+    if (n <= 0 || n > t->test.n) n = t->test.n;
+    t->eval_n = n;
+    t->eval_idx = xcalloc((size_t)(t->test.n ? t->test.n : 1), sizeof *t->eval_idx);
+    for (int64_t i = 0; i < t->test.n; i++) t->eval_idx[i] = i;
+    uint64_t es = (uint64_t)ex_config_int(&t->cfg, "eval.seed");
+    if (es && t->test.n) {
+        ex_rng r;
+        ex_rng_seed(&r, es);
+        ex_rng_shuffle_i64(&r, t->eval_idx, t->test.n);
+    }
+}
+
+int trainer_main(int argc, char **argv, const char *program, const char *const *presets,
+                 int num_presets) {
+    g_program = program;
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    trainer T;
+    memset(&T, 0, sizeof T);
+    trainer *t = &T;
+    int32_t nk;
+    const ex_cfg_key *keys = trainer_schema(&nk);
+    /* presets are the program's defaults: set them as defaults, then parse the command line */
+    CK(ex_config_init(&t->cfg, keys, nk));
+    for (int i = 0; i < num_presets; i++) {
+        const char *eq = strchr(presets[i], '=');
+        if (!eq) die("bad preset %s", presets[i]);
+        char k[128];
+        snprintf(k, sizeof k, "%.*s", (int)(eq - presets[i]), presets[i]);
+        CK(ex_config_set(&t->cfg, k, eq + 1, EX_CFG_FROM_DEFAULT));
+    }
+    int help = 0;
+    if (ex_config_parse_args(&t->cfg, argc, argv, &help) != SEGRL_OK) {
+        fprintf(stderr, "%s: %s\n", program, ex_config_error(&t->cfg));
+        return 2;
+    }
+    if (help) {
+        printf("usage: %s [--config FILE.json] [--key value ...]\n"
+               "Trains a policy on GSM8K / MATH-style data with segrl (docs/training.md).\n\n",
+               program);
+        ex_config_print_help(&t->cfg, stdout, program);
+        return 0;
+    }
+    t->out_dir = ex_config_str(&t->cfg, "run.output_dir");
+    if (ex_make_dirs(t->out_dir) != 0) die("cannot create %s: %s", t->out_dir, strerror(errno));
+    t->seed = (uint64_t)ex_config_int(&t->cfg, "run.seed");
+    t->estimator = ex_config_enum(&t->cfg, "algo.estimator");
+    set_threads((int)ex_config_int(&t->cfg, "run.threads"));
+    const char *dev = ex_config_str(&t->cfg, "run.device");
+    if (strcmp(dev, "cpu") == 0) t->device = segrl_cpu();
+    else if (strncmp(dev, "cuda", 4) == 0) t->device = segrl_cuda(dev[4] == ':' ? atoi(dev + 5) : 0);
+    else die("run.device: \"%s\" is not cpu, cuda or cuda:N", dev);
+    char cpath[4096];
+    path_join(cpath, sizeof cpath, t->out_dir, "config.json");
+    CK(ex_config_write_json(&t->cfg, cpath));
+    printf("%s: segrl %s; configuration (changed keys):\n", program, segrl_version());
+    ex_config_print(&t->cfg, stdout, 1);
+
+    setup_data(t);
+    setup_model(t);
+    t->train_tok = tokenize_set(t, &t->train);
+    t->test_tok = tokenize_set(t, &t->test);
+    pick_eval(t);
+    CK(segrl_reward_create(ex_config_str(&t->cfg, "reward.name"),
+                           ex_config_str(&t->cfg, "reward.options"), &t->reward));
+    ex_progress_init(&t->prog, stdout, "", 0, 1, EX_PROGRESS_OFF, 1);
+
+    int64_t steps = ex_config_int(&t->cfg, "run.steps");
+    int resuming = ex_config_str(&t->cfg, "run.resume")[0] != 0;
+    /* warm-up (skipped when resuming an RL run) */
+    if (ex_config_int(&t->cfg, "sft.steps") > 0 && !resuming) sft_run(t);
+
+    int64_t P = ex_config_int(&t->cfg, "algo.batch_prompts");
+    t->batch_items = xcalloc((size_t)P, sizeof *t->batch_items);
+    if (ex_sampler_init(&t->rl_sampler, t->train.n, mix64(t->seed, 202)) != 0) die("out of memory");
+    segrl_adamw_config ac = adamw_from_config(t, ex_config_float(&t->cfg, "optim.lr"), 0);
+    CK(segrl_adamw_create(t->params, t->names, t->n_params, &ac, &t->opt));
+    if (ex_config_float(&t->cfg, "loss.kl_coef") > 0 && ex_config_enum(&t->cfg, "loss.kl_type") != 0) {
+        char rdir[4096];
+        path_join(rdir, sizeof rdir, t->out_dir, "ref-model");
+        if (!resuming || !file_exists(rdir)) save_model(t, rdir);
+        CK(segrl_model_load(rdir, SEGRL_DTYPE_F32, t->device, &t->ref));
+    }
+    int64_t replay_age = ex_config_int(&t->cfg, "spo.replay_max_age");
+    if (t->estimator == EST_SPO_TREE && replay_age > 0)
+        CK(segrl_replay_init(replay_age, ex_config_int(&t->cfg, "spo.replay_per_question"), &t->replay));
+    int64_t start = ckpt_resume(t);
+    if (steps == 0) {
+        char mdir[4096];
+        path_join(mdir, sizeof mdir, t->out_dir, "model");
+        save_model(t, mdir);
+        printf("model saved to %s\n", mdir);
+        return 0;
+    }
+    char mpath[4096];
+    path_join(mpath, sizeof mpath, t->out_dir, "metrics.jsonl");
+    ex_metrics *m;
+    CK(ex_metrics_open(mpath, start > 0 ? start : -1, &m));
+    int64_t eval_every = ex_config_int(&t->cfg, "eval.every");
+    int64_t ckpt_every = ex_config_int(&t->cfg, "ckpt.every");
+    double max_s = ex_config_float(&t->cfg, "run.max_seconds");
+    double acc0 = -1, acc1 = -1;
+    if (start == 0 && t->eval_n > 0) {
+        acc0 = eval_report(t, "before-rl", 0);
+        ex_metrics_set(m, "test_accuracy", acc0);
+        ex_metrics_set(m, "samples", 0);
+        ex_metrics_set(m, "gen_tokens", 0);
+        CK(ex_metrics_write(m, 0));
+    }
+    ex_progress_init(&t->prog, stdout, "rl", start, steps, ex_config_enum(&t->cfg, "run.progress"),
+                     ex_config_int(&t->cfg, "run.log_every"));
+    double t0 = ex_now();
+    int64_t step = start;
+    double last_acc = acc0;
+    while (step < steps) {
+        if (max_s > 0 && ex_now() - t0 >= max_s) {
+            ex_progress_log(&t->prog, "run.max_seconds reached after %lld steps", (long long)step);
+            break;
+        }
+        rl_step(t, step, m);
+        step++;
+        int evals = t->eval_n > 0 && eval_every > 0 && step % eval_every == 0 && step < steps;
+        if (evals) {
+            char when[32];
+            snprintf(when, sizeof when, "step-%lld", (long long)step);
+            last_acc = eval_report(t, when, step);
+            ex_metrics_set(m, "test_accuracy", last_acc);
+        }
+        double rm = 0, acc = 0;
+        ex_metrics_get(m, "reward_mean", &rm);
+        ex_metrics_get(m, "accuracy", &acc);
+        CK(ex_metrics_write(m, step));
+        if (ckpt_every > 0 && step % ckpt_every == 0 && step < steps) ckpt_save(t, step);
+        char extra[128];
+        snprintf(extra, sizeof extra, "reward %.3f acc %.3f%s", rm, acc, "");
+        if (last_acc >= 0)
+            snprintf(extra + strlen(extra), sizeof extra - strlen(extra), " test %.3f", last_acc);
+        ex_progress_update(&t->prog, step, extra);
+    }
+    ex_progress_finish(&t->prog);
+    double rl_s = ex_now() - t0;
+    ckpt_save(t, step);
+    if (t->eval_n > 0) {
+        acc1 = eval_report(t, "after-rl", step);
+        ex_metrics_set(m, "test_accuracy", acc1);
+        ex_metrics_set(m, "samples", (double)t->samples_total);
+        ex_metrics_set(m, "gen_tokens", (double)t->tokens_total);
+        /* the final evaluation is its own line at the last step (the step's metrics came first) */
+        CK(ex_metrics_write(m, step));
+    }
+    ex_metrics_close(m);
+    char mdir[4096];
+    path_join(mdir, sizeof mdir, t->out_dir, "model");
+    save_model(t, mdir);
+    printf("rl: %lld steps in %.1fs; model saved to %s\n", (long long)(step - start), rl_s, mdir);
+    if (acc0 >= 0 && acc1 >= 0)
+        printf("test accuracy (greedy, %lld problems): before RL %.1f%%, after RL %.1f%%\n",
+               (long long)t->eval_n, 100 * acc0, 100 * acc1);
+    char summary[4096];
+    path_join(summary, sizeof summary, t->out_dir, "summary.json");
+    FILE *f = fopen(summary, "w");
+    if (f) {
+        fprintf(f, "{\"steps\":%lld,\"rl_seconds\":%.3f,\"test_accuracy_before\":%.6f,"
+                   "\"test_accuracy_after\":%.6f,\"eval_size\":%lld,\"samples\":%lld}\n",
+                (long long)step, rl_s, acc0, acc1, (long long)t->eval_n, (long long)t->samples_total);
+        fclose(f);
+    }
+    if (ex_config_bool(&t->cfg, "run.plot")) {
+        int32_t nk2;
+        const char *const *pk = ex_metrics_plot_keys(&nk2);
+        char png[4096];
+        path_join(png, sizeof png, t->out_dir, "metrics.png");
+        if (ex_plot_metrics(mpath, pk, nk2, "step", png) != SEGRL_OK)
+            printf("plot: %s\n", segrl_last_error());
+        else
+            printf("plot: %s\n", png);
+    }
+    return 0;
+}
