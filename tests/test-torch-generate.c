@@ -333,6 +333,8 @@ static void test_stops(segrl_model *m) {
                                                             : SEGRL_FINISH_NONE),
               "finish reason %d", (int)q.fin);
         CHECK(!memcmp(q.tok, free_run[i].tok, 4 * q.n), "same tokens up to the stop");
+        /* rows that stop leave the batch (compacted once half have): the rest is unchanged */
+        check_against_full(m, &q, 1.0f, 0, "with stops");
     }
     /* a finished state is left alone by later extensions */
     seq before = read_state(st[1]);
@@ -341,7 +343,52 @@ static void test_stops(segrl_model *m) {
     OK(segrl_gen_extend(m, st, 3, &s));
     seq after = read_state(st[1]);
     CHECK(after.n == before.n, "finished states do not grow");
-    for (int i = 0; i < 3; i++) segrl_gen_free(st[i]);
+    for (int i = 0; i < 3; i++) {
+        /* open rows kept their caches through the compaction and went on */
+        seq q = read_state(st[i]);
+        check_against_full(m, &q, 1.0f, 0, "extended after a compacted run");
+        segrl_gen_free(st[i]);
+    }
+
+    /* 16 rows, half of them stopping early (stop ids: the tokens 8 of the rows sampled at
+     * step 2 in a free run): the batch is compacted mid-call; every row's log-probs match a
+     * full recomputation, then and after a further extension */
+    int32_t ptok[16 * 3];
+    int64_t poff[17];
+    for (int i = 0; i < 16; i++) {
+        for (int j = 0; j < 3; j++) ptok[i * 3 + j] = (i * 7 + j * 13) % 96;
+        poff[i] = i * 3;
+    }
+    poff[16] = 48;
+    segrl_gen_state *many[16];
+    segrl_sampling f = sampling(1.0f, 1.0f, 0, 12);
+    OK(segrl_gen_create(m, 16, ptok, poff, NULL, many));
+    OK(segrl_gen_extend(m, many, 16, &f));
+    int32_t stops[8];
+    for (int i = 0; i < 8; i++) {
+        seq q = read_state(many[i]);
+        stops[i] = q.tok[q.prompt + 2];
+        segrl_gen_free(many[i]);
+    }
+    for (int i = 8; i < 16; i++) segrl_gen_free(many[i]);
+    f.stop_token_ids = stops;
+    f.num_stop_token_ids = 8;
+    OK(segrl_gen_create(m, 16, ptok, poff, NULL, many));
+    OK(segrl_gen_extend(m, many, 16, &f));
+    int stopped = 0;
+    for (int i = 0; i < 16; i++) {
+        seq q = read_state(many[i]);
+        stopped += q.fin == SEGRL_FINISH_STOP_TOKEN && q.ngen <= 3;
+        check_against_full(m, &q, 1.0f, 0, "16 rows, early stops");
+    }
+    CHECK(stopped >= 8, "at least 8 of 16 rows stopped by step 3 (%d)", stopped);
+    f.num_stop_token_ids = 0;
+    OK(segrl_gen_extend(m, many, 16, &f));
+    for (int i = 0; i < 16; i++) {
+        seq q = read_state(many[i]);
+        check_against_full(m, &q, 1.0f, 0, "16 rows, extended after the compaction");
+        segrl_gen_free(many[i]);
+    }
 }
 
 static void test_context_limit(void) {

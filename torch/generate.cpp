@@ -223,44 +223,72 @@ void extend(segrl_model &m, const std::vector<segrl_gen_state *> &all, const seg
     at::Tensor pos = at::tensor(pos0, at::kLong).to(m.device).unsqueeze(1);  // (n, 1)
     at::Tensor cur = at::tensor(tok0, at::kLong).to(m.device).unsqueeze(1);  // (n, 1)
     std::vector<int64_t> steps(n, 0);
-    std::vector<double> uh(n);
+    // batch position -> row; rows that finish keep a view of their part of the buffers
+    // (columns [first, C + steps): later steps write other columns), and once half the batch has
+    // finished, the open rows are gathered into smaller buffers
+    std::vector<int64_t> map(n);
+    for (int64_t b = 0; b < n; b++) map[b] = b;
+    auto keep_views = [&](int64_t i, int64_t b) {
+        segrl_gen_state &st = *rows[b];
+        int64_t len = C - first[b] + steps[b];
+        for (size_t l = 0; l < m.layers.size(); l++) {
+            st.k[l] = cache.k[l][i].narrow(1, first[b], len);
+            st.v[l] = cache.v[l][i].narrow(1, first[b], len);
+        }
+    };
+    std::vector<double> uh;
     int64_t open = n;
     for (int64_t t = 0; t < L && open > 0; t++) {
+        int64_t nb = (int64_t)map.size();
         at::Tensor bias = bias_all.narrow(3, 0, C + t + 1);
-        at::Tensor h = trunk(m, cur, pos, bias, &cache, &fused);  // (n, 1, d)
-        at::Tensor logits = logits_of(m, h).squeeze(1);    // (n, V)
-        for (int64_t b = 0; b < n; b++)
-            uh[b] = rows[b]->finish == SEGRL_FINISH_NONE
-                        ? uniform(rows[b]->seed, rows[b]->counter)
-                        : 0.5;
+        at::Tensor h = trunk(m, cur, pos, bias, &cache, &fused);  // (nb, 1, d)
+        at::Tensor logits = logits_of(m, h).squeeze(1);             // (nb, V)
+        uh.resize(nb);
+        for (int64_t i = 0; i < nb; i++) {
+            const segrl_gen_state &st = *rows[map[i]];
+            uh[i] = st.finish == SEGRL_FINISH_NONE ? uniform(st.seed, st.counter) : 0.5;
+        }
         at::Tensor u = at::tensor(uh, at::kDouble).to(m.device);
         at::Tensor tok, lp;
         sample(logits, s, u, &tok, &lp);
         at::Tensor tok_h = tok.to(at::kCPU).contiguous(), lp_h = lp.to(at::kCPU).contiguous();
         const int64_t *tp = tok_h.data_ptr<int64_t>();
         const float *lpp = lp_h.data_ptr<float>();
-        for (int64_t b = 0; b < n; b++) {
+        for (int64_t i = 0; i < nb; i++) {
+            int64_t b = map[i];
             segrl_gen_state &st = *rows[b];
             if (st.finish != SEGRL_FINISH_NONE) continue;
-            st.tokens.push_back((int32_t)tp[b]);
-            st.logprobs.push_back(lpp[b]);
+            st.tokens.push_back((int32_t)tp[i]);
+            st.logprobs.push_back(lpp[i]);
             st.counter++;
             steps[b]++;
-            check_stop(st, (int32_t)tp[b], s);
-            if (st.finish != SEGRL_FINISH_NONE) open--;
+            check_stop(st, (int32_t)tp[i], s);
+            if (st.finish != SEGRL_FINISH_NONE) {
+                open--;
+                // its cache: the columns fed so far, [first, C + t + 1) with steps[b] == t + 1
+                // (its last token stays pending, never fed)
+                keep_views(i, b);
+            }
         }
         cur = tok.unsqueeze(1);
         pos = pos + 1;
-    }
-    // each row keeps a view of its part of the buffers: columns [first, C + steps)
-    for (int64_t b = 0; b < n; b++) {
-        segrl_gen_state &st = *rows[b];
-        int64_t len = C - first[b] + steps[b];
-        for (size_t l = 0; l < m.layers.size(); l++) {
-            st.k[l] = cache.k[l][b].narrow(1, first[b], len);
-            st.v[l] = cache.v[l][b].narrow(1, first[b], len);
+        if (open > 0 && open * 2 <= nb && t + 1 < L) {
+            std::vector<int64_t> keep, map2;
+            for (int64_t i = 0; i < nb; i++)
+                if (rows[map[i]]->finish == SEGRL_FINISH_NONE) keep.push_back(i), map2.push_back(map[i]);
+            at::Tensor kt = at::tensor(keep, at::kLong).to(m.device);
+            for (size_t l = 0; l < m.layers.size(); l++) {
+                cache.k[l] = cache.k[l].index_select(0, kt);
+                cache.v[l] = cache.v[l].index_select(0, kt);
+            }
+            cur = cur.index_select(0, kt);
+            pos = pos.index_select(0, kt);
+            bias_all = bias_all.index_select(0, kt);
+            map.swap(map2);
         }
     }
+    for (int64_t i = 0; i < (int64_t)map.size(); i++)
+        if (rows[map[i]]->finish == SEGRL_FINISH_NONE) keep_views(i, map[i]);
 }
 
 }  // namespace
