@@ -227,6 +227,8 @@ static void test_malformed(void) {
                "{\"w\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]},"
                "\"w\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[1,2]}}",
                2, "tensor 'w' appears twice");
+    expect_bad("metadata twice", "{\"__metadata__\":{\"a\":\"1\"},\"__metadata__\":{\"b\":\"2\"}}",
+               0, "__metadata__ given twice");
     expect_bad("trailing garbage",
                "{\"w\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}  x", 1,
                "trailing bytes");

@@ -202,6 +202,8 @@ static segrl_status sg_parse_header(const char *fn, const char *path, segrl_safe
                                    "%s: %s: __metadata__ entry '%s' is not a string", fn, path,
                                    m->string ? m->string : "?");
             if (!want_meta || k == 0) continue;
+            if (st->mkeys)
+                return sg_fail(SEGRL_ERR_INVALID, "%s: %s: __metadata__ given twice", fn, path);
             st->mkeys = segrl_malloc((size_t)k * sizeof(char *));
             st->mvals = segrl_malloc((size_t)k * sizeof(char *));
             if (!st->mkeys || !st->mvals)
