@@ -85,6 +85,8 @@ static char *xstrdup(const char *s) {
 // the extra keys of this trainer (besides ex_trainer_keys)
 
 static const ex_cfg_key extra_keys[] = {
+    {"run.max_samples", EX_CFG_INT, "0", NULL, 0, 9e15, "stop RL once this many continuations were sampled (trajectories + Monte Carlo rollouts + tree segments; 0: no limit)"},
+    {"run.max_gen_tokens", EX_CFG_INT, "0", NULL, 0, 9e15, "stop RL once this many tokens were generated for training (0: no limit): matched compute budgets"},
     {"run.device", EX_CFG_STRING, "cpu", NULL, 0, 0, "device of the model and the loss: cpu, cuda or cuda:N"},
     {"model.tiny_vocab", EX_CFG_INT, "384", NULL, 260, 1e6, "tiny model: byte-level BPE vocabulary trained on the training texts (256 bytes + specials + merges)"},
     {"model.tiny_ffn", EX_CFG_INT, "384", NULL, 0, 1e7, "tiny model: MLP width (0: the Llama rule)"},
@@ -1555,6 +1557,8 @@ int trainer_main(int argc, char **argv, const char *program, const char *const *
     int64_t eval_every = ex_config_int(&t->cfg, "eval.every");
     int64_t ckpt_every = ex_config_int(&t->cfg, "ckpt.every");
     double max_s = ex_config_float(&t->cfg, "run.max_seconds");
+    int64_t max_samples = ex_config_int(&t->cfg, "run.max_samples");
+    int64_t max_tokens = ex_config_int(&t->cfg, "run.max_gen_tokens");
     double acc0 = -1, acc1 = -1;
     if (start == 0 && t->eval_n > 0) {
         acc0 = eval_report(t, "before-rl", 0);
@@ -1571,6 +1575,12 @@ int trainer_main(int argc, char **argv, const char *program, const char *const *
     while (step < steps) {
         if (max_s > 0 && ex_now() - t0 >= max_s) {
             ex_progress_log(&t->prog, "run.max_seconds reached after %lld steps", (long long)step);
+            break;
+        }
+        if ((max_samples > 0 && t->samples_total >= max_samples) ||
+            (max_tokens > 0 && t->tokens_total >= max_tokens)) {
+            ex_progress_log(&t->prog, "sample budget reached after %lld steps (%lld samples, %lld tokens)",
+                            (long long)step, (long long)t->samples_total, (long long)t->tokens_total);
             break;
         }
         rl_step(t, step, m);
