@@ -133,6 +133,22 @@ static void test_igpo(void) {
                                 V1(r, SEGRL_DTYPE_F32, 5));
     CHECK(s == SEGRL_ERR_INVALID && strstr(segrl_last_error(), "turn_logp_mean"), "NaN: %s",
           segrl_last_error());
+    lp[1] = logf(0.5f);
+    /* per-turn vectors are host memory: a CUDA view is refused by name */
+    s = segrl_igpo_turn_rewards(V1(off, SEGRL_DTYPE_I64, 3), V1(lp, SEGRL_DTYPE_F32, 5),
+                                V1(prior, SEGRL_DTYPE_F32, 2),
+                                segrl_view_1d(outcome, SEGRL_DTYPE_F32, segrl_cuda(0), 2), NULL,
+                                V1(r, SEGRL_DTYPE_F32, 5));
+    CHECK(s == SEGRL_ERR_UNSUPPORTED && strstr(segrl_last_error(), "outcome"), "cuda: %s",
+          segrl_last_error());
+    /* a rollout without turns: its outcome is unused, the others unchanged */
+    int64_t off0[4] = {0, 3, 3, 5};
+    float prior3[3] = {logf(0.1f), 0.0f, logf(0.1f)}, out3[3] = {1.0f, 5.0f, 0.0f}, r3[5];
+    s = segrl_igpo_turn_rewards(V1(off0, SEGRL_DTYPE_I64, 4), V1(lp, SEGRL_DTYPE_F32, 5),
+                                V1(prior3, SEGRL_DTYPE_F32, 3), V1(out3, SEGRL_DTYPE_F32, 3), NULL,
+                                V1(r3, SEGRL_DTYPE_F32, 5));
+    CHECK(s == SEGRL_OK, "empty rollout: %s", segrl_last_error());
+    h_close_f("igpo with a turnless rollout", r3, want_r, 5, 1e-6, 0);
 }
 
 // ----------------------------------------------------------------------------
@@ -261,6 +277,9 @@ static void test_vote_reward(void) {
     if (s == SEGRL_OK) segrl_reward_free(mv);
     s = segrl_selfreward_create("majority_vote", "{\"tie\": \"last\"}", &mv);
     CHECK(s == SEGRL_ERR_INVALID && strstr(segrl_last_error(), "tie"), "bad tie: %s",
+          segrl_last_error());
+    s = segrl_selfreward_create("majority_vote", "{\"inner\": {\"name\": \"oracle\"}}", &mv);
+    CHECK(s == SEGRL_ERR_INVALID && strstr(segrl_last_error(), "oracle"), "unknown inner: %s",
           segrl_last_error());
     s = segrl_selfreward_create("majority_vote", "{\"votes\": 3}", &mv);
     CHECK(s == SEGRL_ERR_INVALID && strstr(segrl_last_error(), "votes"), "unknown key: %s",
