@@ -101,10 +101,12 @@ SEGRL_API segrl_likelihood_opts segrl_likelihood_opts_default(void);
  * plugs into segrl_reward_score and the combinators. It borrows `model` and `tokenizer`: both
  * must outlive the reward. Texts are encoded separately (context = prompt + response + separator
  * as one text, then the answer alone) and the ids concatenated, so every sample is scored on the
- * same answer tokens. An empty context starts with the model's bos_token_id (an error when it
- * has none). A sample with an empty target gets run->failure_score and reason bad_reference
- * (empty_response with TARGET_RESPONSE). Not per-sample: the whole batch is scored on the
- * calling thread, batch_size rows per pass. Details: reason ok; message "m=<answer tokens>". */
+ * same answer tokens. An empty context starts with the model's bos_token_id; without one the
+ * sample gets run->failure_score and reason error (with run->fail_on_error the call fails). A
+ * sample with an empty target gets run->failure_score and reason bad_reference (empty_response
+ * with TARGET_RESPONSE). Not per-sample: the whole batch is scored on the calling thread,
+ * batch_size rows per pass (run->threads and run->time_limit_s do not apply). Details: reason
+ * ok; message "m=<target tokens>". */
 SEGRL_API segrl_status segrl_reward_likelihood(segrl_model *model,
                                                const segrl_tokenizer *tokenizer,
                                                const segrl_likelihood_opts *opts,

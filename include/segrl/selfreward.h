@@ -33,8 +33,9 @@ extern "C" {
  *   r_{b,k} = p_{b,k} - p_{b,k-1}                   for k < K_b   (information gain)
  *   r_{b,K_b} = outcome[b]                          (the final turn: the outcome reward)
  * A sequence without turns has no rewards (its outcome is unused).
- * seg_offsets: i32/i64 (B + 1), 0 .. S non-decreasing; turn_logp_mean: f32 (S), finite, <= 0
- * is not required; prior_logp_mean, outcome: f32 (B), finite; out_turn_rewards: f32 (S).
+ * seg_offsets: i32/i64 (B + 1), 0 .. S non-decreasing; turn_logp_mean: f32 (S), finite (means
+ * of log-probabilities, so <= 0 in practice; not checked); prior_logp_mean, outcome: f32 (B),
+ * finite; out_turn_rewards: f32 (S).
  * All CPU. B comes from outcome's length. */
 SEGRL_API segrl_status segrl_igpo_turn_rewards(segrl_view seg_offsets, segrl_view turn_logp_mean,
                                                segrl_view prior_logp_mean, segrl_view outcome,
@@ -66,8 +67,8 @@ SEGRL_API segrl_status segrl_igpo_workspace_size(int64_t num_turns, int64_t num_
  * layout, mask: as segment.h (mask: token tensor or none); segments: the turn spans (checked);
  * turn_rewards: f32 (S) CPU; group_index: i32/i64 (B) in [0, num_groups) CPU; out_advantages:
  * f32 token tensor (defines the geometry); out_turn_advantages: f32 (S) or none.
- * exec->workspace: segrl_igpo_workspace_size(S, num_groups) bytes of host memory. opts NULL:
- * defaults. */
+ * exec->workspace: segrl_igpo_workspace_size(S, num_groups) bytes of host memory, 16-byte
+ * aligned. opts NULL: defaults. */
 SEGRL_API segrl_status segrl_igpo_advantages(const segrl_layout *layout, segrl_view mask,
                                              const segrl_segments *segments,
                                              segrl_view turn_rewards, segrl_view group_index,
