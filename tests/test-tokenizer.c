@@ -15,6 +15,7 @@
 
 #include <cjson/cJSON.h>
 
+#include <pthread.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -440,6 +441,57 @@ static void test_api(void) {
 }
 
 // ----------------------------------------------------------------------------
+// one handle, several threads encoding at once (the handle is read-only)
+
+static char *train_corpus(size_t *n);
+
+typedef struct th_job {
+    const segrl_tokenizer *tok;
+    const char *text;
+    size_t len;
+    int32_t *ids;
+    int64_t n;
+    int st;
+} th_job;
+
+static void *th_encode(void *arg) {
+    th_job *j = arg;
+    for (int rep = 0; rep < 5 && j->st == 0; rep++) {
+        segrl_free(j->ids);
+        j->ids = NULL;
+        j->st = (int)segrl_tokenizer_encode(j->tok, j->text, j->len, 0, &j->ids, &j->n);
+    }
+    return NULL;
+}
+
+static void test_threads(void) {
+    segrl_tokenizer *tok = load_fixture("qwen2.json");
+    if (!tok) return;
+    size_t n;
+    char *text = train_corpus(&n);
+    int32_t *ref = NULL;
+    int64_t nref = 0;
+    CHECK(segrl_tokenizer_encode(tok, text, n, 0, &ref, &nref) == SEGRL_OK, "reference");
+    enum { NT = 4 };
+    th_job jobs[NT];
+    pthread_t th[NT];
+    for (int i = 0; i < NT; i++) {
+        jobs[i] = (th_job){tok, text, n, NULL, 0, 0};
+        pthread_create(&th[i], NULL, th_encode, &jobs[i]);
+    }
+    for (int i = 0; i < NT; i++) {
+        pthread_join(th[i], NULL);
+        CHECK(jobs[i].st == 0 && jobs[i].n == nref &&
+                  memcmp(jobs[i].ids, ref, (size_t)nref * sizeof *ref) == 0,
+              "thread %d encodes like the main thread", i);
+        segrl_free(jobs[i].ids);
+    }
+    segrl_free(ref);
+    free(text);
+    segrl_tokenizer_free(tok);
+}
+
+// ----------------------------------------------------------------------------
 // the trainer
 
 static const char *const g_specials[] = {"<|endoftext|>", "<|im_start|>", "<|im_end|>"};
@@ -642,5 +694,6 @@ int main(int argc, char **argv) {
     test_bad_files();
     test_api();
     test_train();
+    test_threads();
     return h_finish();
 }

@@ -9,3 +9,6 @@ if(TARGET test-tokenizer)
     target_link_libraries(test-tokenizer PRIVATE cjson)
   endif()
 endif()
+if(TARGET test-tokenizer)
+  target_link_libraries(test-tokenizer PRIVATE Threads::Threads) # encodes from several threads
+endif()
