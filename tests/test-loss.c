@@ -381,6 +381,26 @@ static void test_policy_known(void) {
         OK(segrl_policy_loss_forward(NULL, &in, &o, &ex, vec(&loss, SEGRL_DTYPE_F32, 1), NULL));
         CHECK(fabsf(loss - 0.5f * (0.5f + 2.0f) * expf(2.0f)) < 1e-5f, "no dual clip: loss %.9g", loss);
     }
+    /* value clip inactive but old_v + (v - old_v) != v in f32 (an ulp apart) and the larger:
+     * that branch is still differentiated (d/dv = v_clip - R), not treated as clamped */
+    {
+        float lp[1] = {-1.0f}, A[1] = {0.0f}, v[1] = {0.3f}, ov[1] = {1000.0f}, R[1] = {1.0f};
+        segrl_policy_loss_inputs in;
+        memset(&in, 0, sizeof in);
+        in.logp = f32v(lp, 1, 1), in.advantages = f32v(A, 1, 1), in.values = f32v(v, 1, 1);
+        in.old_values = f32v(ov, 1, 1), in.returns = f32v(R, 1, 1);
+        segrl_policy_loss_opts o = segrl_policy_loss_opts_default();
+        o.mode = SEGRL_PG_REINFORCE, o.value_coef = 1.0f, o.value_clip = 2000.0f;
+        const float vc = ov[0] + (v[0] - ov[0]);
+        float d = 0;
+        segrl_policy_loss_stats st;
+        OK(segrl_policy_loss_backward(NULL, &in, &o, segrl_view_none(), &ex, segrl_view_none(),
+                                      segrl_view_none(), f32v(&d, 1, 1)));
+        OK(segrl_policy_loss_forward(NULL, &in, &o, &ex, segrl_view_none(), &st));
+        CHECK(vc != v[0] && fabsf(d - (vc - R[0])) < 1e-6f && st.value_clip_frac == 0.0,
+              "inactive value clip at an ulp tie: d/dv %.9g, want %.9g (clip fraction %g)", d,
+              vc - R[0], st.value_clip_frac);
+    }
     /* k3 >= 0 everywhere, and k3 = 0 when logp == ref */
     {
         prob P;

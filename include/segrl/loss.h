@@ -123,7 +123,7 @@ typedef struct segrl_policy_loss_stats {
     double ratio_min;
     double kl_mean;        /* mean kl_t of the chosen estimator (0 when off) */
     double entropy_mean;   /* mean entropy_t (0 when none) */
-    double value_clip_frac;/* fraction where the clipped value term is the larger */
+    double value_clip_frac;/* fraction where the clamp is active and the clipped term is larger */
     double num_tokens;     /* valid tokens in this call */
     double num_seqs;       /* sequences with at least one valid token in this call */
 } segrl_policy_loss_stats;

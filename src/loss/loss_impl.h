@@ -182,10 +182,14 @@ SG_HD void sg_pl_token(const segrl_policy_loss_opts *o, float lp, float olp, flo
     if (val_on) {
         const float e1 = v - R;
         if (o->value_clip > 0.0f) {
-            const float vc = ov + sg_clampf(v - ov, -o->value_clip, o->value_clip);
-            const float e2 = vc - R;
-            if (e2 * e2 > e1 * e1) { /* the clipped branch: constant in v */
-                t->vl = 0.5f * e2 * e2, t->dvl = 0.0f, t->vclip = 1;
+            const float dv = v - ov, dc = sg_clampf(dv, -o->value_clip, o->value_clip);
+            const float e2 = (ov + dc) - R;
+            if (e2 * e2 > e1 * e1) {
+                /* the clipped branch is constant in v where the clamp is active; where it is not,
+                 * ov + (v - ov) can still differ from v by an ulp and win the max: then it is
+                 * v - R up to rounding and its derivative is e2 */
+                const int active = dc != dv;
+                t->vl = 0.5f * e2 * e2, t->dvl = active ? 0.0f : e2, t->vclip = active;
                 return;
             }
         }
