@@ -180,7 +180,9 @@ SEGRL_API segrl_status segrl_policy_loss_backward(const segrl_layout *layout,
  * Backward: dz_ij = g_i (delta_jy - p_ij) - h_i p_ij (log p_ij + entropy_i),
  *           dlogits = dz / temperature        (g = grad_logp, h = grad_entropy).
  * Targets: i32/i64 (N); a negative id means "no target" (logp and p_target are 0 there, g is
- * ignored); an id >= V is SEGRL_ERR_INVALID naming targets and the row.
+ * ignored); an id >= V is SEGRL_ERR_INVALID naming targets and the row (on CUDA checked under
+ * SEGRL_CHECKS_FULL, one synchronization; under SEGRL_CHECKS_SHAPES such a row is treated as having
+ * no target).
  * Non-finite policy (SEGRL_CHECKS_FULL): a NaN or +Inf logit, or a row whose logits are all -Inf,
  * is SEGRL_ERR_INVALID naming logits (or hidden/weight for the fused linear path) and the row,
  * with nothing written; -Inf logits are allowed (masked vocabulary entries get p = 0). Under
