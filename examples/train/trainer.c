@@ -1021,7 +1021,7 @@ static void forward_rows(trainer *t, segrl_model *model, const upd_batch *u, int
 
 typedef struct upd_stats {
     double loss, pg_loss, kl, entropy, value_loss, clip_lo, clip_hi, dual, approx_kl, grad_norm, lr;
-    double tokens, updates;
+    double tokens, updates, active;
 } upd_stats;
 
 static segrl_policy_loss_opts loss_opts(const trainer *t) {
@@ -1129,11 +1129,59 @@ static void update(trainer *t, upd_batch *u, upd_stats *st) {
     int ppo = t->estimator == EST_PPO;
     if (ppo) ppo_values_and_gae(t, u, micro);
     memset(st, 0, sizeof *st);
+    /* Minibatches and their normalizers are fixed on the whole batch. When the loss is the
+     * policy term alone (no KL, entropy or value term), a sequence whose advantages are all 0
+     * adds exactly 0 to the loss and the gradient: it is left out of the forward/backward (in
+     * GRPO most groups have equal rewards), which changes nothing but the time and the
+     * statistics (kl, entropy, clip fractions are then over the sequences with a signal). */
+    int64_t *mb_lo = xcalloc((size_t)mbs + 1, sizeof *mb_lo);
+    int64_t *mb_hi = xcalloc((size_t)mbs + 1, sizeof *mb_hi);
+    double *mb_norm = xcalloc((size_t)mbs + 1, sizeof *mb_norm);
+    for (int64_t mb = 0; mb < mbs; mb++) {
+        mb_lo[mb] = u->B * mb / mbs;
+        mb_hi[mb] = u->B * (mb + 1) / mbs;
+        mb_norm[mb] = normalizer(t, u, mb_lo[mb], mb_hi[mb], lo.agg);
+    }
+    int skip_zero = !ppo && !t->ref && lo.entropy_coef == 0;
+    if (skip_zero) {
+        int64_t *kept_before = xcalloc((size_t)u->B + 1, sizeof *kept_before);
+        int64_t o = 0;
+        for (int64_t r = 0; r < u->B; r++) {
+            kept_before[r] = o;
+            int any = 0;
+            for (int64_t j = 0; j < u->W && !any; j++)
+                any = u->lmask[r * u->W + j] && u->adv[r * u->W + j] != 0.0f;
+            if (!any) continue;
+            if (o != r) { /* move row r to row o */
+                size_t W = (size_t)u->W;
+                memmove(u->tok + o * W, u->tok + r * W, W * sizeof *u->tok);
+                memmove(u->am + o * W, u->am + r * W, W);
+                memmove(u->tgt + o * W, u->tgt + r * W, W * sizeof *u->tgt);
+                memmove(u->old_logp + o * W, u->old_logp + r * W, W * sizeof *u->old_logp);
+                memmove(u->adv + o * W, u->adv + r * W, W * sizeof *u->adv);
+                memmove(u->lmask + o * W, u->lmask + r * W, W);
+                if (u->pmask) memmove(u->pmask + o * W, u->pmask + r * W, W);
+                u->len[o] = u->len[r];
+                u->rewards[o] = u->rewards[r];
+            }
+            o++;
+        }
+        kept_before[u->B] = o;
+        for (int64_t mb = 0; mb < mbs; mb++) {
+            mb_lo[mb] = kept_before[mb_lo[mb]];
+            mb_hi[mb] = kept_before[mb_hi[mb]];
+        }
+        st->active = (double)o;
+        u->B = o;
+        free(kept_before);
+    } else {
+        st->active = (double)u->B;
+    }
     for (int64_t e = 0; e < epochs; e++) {
         for (int64_t mb = 0; mb < mbs; mb++) {
-            int64_t m0 = u->B * mb / mbs, m1 = u->B * (mb + 1) / mbs;
-            if (m1 <= m0) continue;
-            lo.normalizer = normalizer(t, u, m0, m1, lo.agg);
+            int64_t m0 = mb_lo[mb], m1 = mb_hi[mb];
+            if (m1 <= m0) continue; /* no sequence with a signal: no update */
+            lo.normalizer = mb_norm[mb];
             if (lo.normalizer <= 0) continue; /* nothing to train on */
             CK(segrl_optimizer_zero_grad(t->opt));
             double mloss = 0;
@@ -1197,6 +1245,9 @@ static void update(trainer *t, upd_batch *u, upd_stats *st) {
             st->updates += 1;
         }
     }
+    free(mb_lo);
+    free(mb_hi);
+    free(mb_norm);
     if (st->updates > 0) {
         st->loss /= st->updates;
         st->pg_loss /= st->updates;
@@ -1391,6 +1442,7 @@ static void rl_step(trainer *t, int64_t step, ex_metrics *m) {
     ex_metrics_set(m, "samples", (double)t->samples_total);
     ex_metrics_set(m, "gen_tokens", (double)t->tokens_total);
     ex_metrics_set(m, "train_seqs", (double)train_b->num_seqs);
+    ex_metrics_set(m, "active_seqs", us.active);
     if (rs.mc_rollouts) ex_metrics_set(m, "mc_rollouts", (double)rs.mc_rollouts);
     ex_metrics_set(m, "time_gen_s", t_gen);
     ex_metrics_set(m, "time_score_s", t_score);
@@ -1478,6 +1530,11 @@ int trainer_main(int argc, char **argv, const char *program, const char *const *
     trainer *t = &T;
     int32_t nk;
     const ex_cfg_key *keys = trainer_schema(&nk);
+    if (argc == 2 && strcmp(argv[1], "--keys-markdown") == 0) {
+        /* docs/training.md's table of keys */
+        ex_config_print_markdown(keys, nk, stdout);
+        return 0;
+    }
     /* presets are the program's defaults: set them as defaults, then parse the command line */
     CK(ex_config_init(&t->cfg, keys, nk));
     for (int i = 0; i < num_presets; i++) {
