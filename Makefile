@@ -1,7 +1,9 @@
 # segrl — the two commands:
 #   make test   install the Debian packages the build needs (when missing), configure CMake into
 #               build/, build, run ctest
-#   make demo   the same set-up, then the demo (for now: the advantage benchmark at a small size)
+#   make demo   the same set-up, then the CPU training demo (examples/demo/demo.sh: synthetic data,
+#               warm-up model, GRPO, test accuracy before/after and a supervised control;
+#               make demo WARMUP=1 redoes the warm-up; see examples/demo/README.md)
 # Other targets: make build, make bench (full-size benchmark), make clean.
 # CUDA kernels are built when nvcc is found; /usr/local/cuda/bin is put on PATH for CMake.
 
@@ -39,7 +41,7 @@ test: build
 	ctest --test-dir $(BUILD) --output-on-failure
 
 demo: build
-	$(BUILD)/tests/bench/segrl-bench advantage --small
+	sh examples/demo/demo.sh $(BUILD)
 
 bench: build
 	$(BUILD)/tests/bench/segrl-bench advantage --json $(BUILD)/bench-advantage.json

@@ -74,7 +74,8 @@ fi
 pct() { awk -v x="$1" 'BEGIN { printf "%.1f%%", 100 * x }'; }
 echo
 echo "== demo summary (greedy pass@1 on 500 test problems; 1 compute thread)"
-echo "  warm-up wall time:             ${WARM_S}${WARMUP:+ s}"
+if [ "$WARMUP" = 1 ]; then echo "  warm-up wall time:             $WARM_S s"
+else echo "  warm-up:                       shipped checkpoint (examples/demo/warmup)"; fi
 echo "  test accuracy after warm-up:   $(pct "$BEFORE")"
 echo "  RL ($ESTIMATOR) wall time:       $RL_S s"
 echo "  test accuracy after RL:        $(pct "$AFTER")"
