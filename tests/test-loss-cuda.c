@@ -73,6 +73,15 @@ typedef struct pcase {
     uint8_t *m, *pm;
 } pcase;
 
+static float h_get(segrl_dtype dt, const void *p, int64_t i) {
+    return dt == SEGRL_DTYPE_F32 ? ((const float *)p)[i] : from_bf16(((const uint16_t *)p)[i]);
+}
+
+static void h_put(segrl_dtype dt, void *p, int64_t i, float v) {
+    if (dt == SEGRL_DTYPE_F32) ((float *)p)[i] = v;
+    else ((uint16_t *)p)[i] = to_bf16(v);
+}
+
 static void *rand_tensor(segrl_dtype dt, int64_t n, float mean, float sd) {
     void *p = h_alloc((size_t)n * 4);
     for (int64_t i = 0; i < n; i++) {
@@ -106,6 +115,23 @@ static void pcase_make(pcase *c, int packed, int64_t B, int64_t T, segrl_dtype d
     c->v = rand_tensor(dt, N, 0.0f, 1.0f);
     c->ov = rand_tensor(dt, N, 0.0f, 1.0f);
     c->R = rand_tensor(dt, N, 0.0f, 1.0f);
+    /* keep every token's ratio and value step away from the clip boundaries the cases use
+     * (1-0.2, 1+0.2, 1+0.28, dual clip 3; value clip 0.2): a one-ulp difference between the CPU's
+     * and the GPU's expf must not flip a clip decision and fail the comparison */
+    for (int64_t i = 0; i < N; i++) {
+        static const float bounds[] = {0.8f, 1.2f, 1.28f, 3.0f};
+        for (int tries = 0; tries < 8; tries++) {
+            const float r = expf(h_get(dt, c->lp, i) - h_get(dt, c->old, i));
+            int near = 0;
+            for (int k = 0; k < 4; k++) near |= fabsf(r - bounds[k]) < 2e-3f * bounds[k];
+            if (!near) break;
+            h_put(dt, c->old, i, h_get(dt, c->old, i) + 0.02f);
+        }
+        for (int tries = 0; tries < 8; tries++) {
+            if (fabsf(fabsf(h_get(dt, c->v, i) - h_get(dt, c->ov, i)) - 0.2f) >= 2e-3f) break;
+            h_put(dt, c->ov, i, h_get(dt, c->ov, i) + 0.02f);
+        }
+    }
     c->m = h_alloc((size_t)N), c->pm = h_alloc((size_t)N);
     for (int64_t i = 0; i < N; i++) c->m[i] = h_unif() < 0.85, c->pm[i] = h_unif() < 0.9;
     if (!packed && B > 2)
