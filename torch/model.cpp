@@ -10,15 +10,24 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <cjson/cJSON.h>
+#include <torch/version.h>
 
 #include <cerrno>
 #include <cstdarg>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <sys/stat.h>
 
 using namespace segrl_torch;
+
+// libtorch >= 2.5: attention through at::scaled_dot_product_attention (fused CPU kernels, and
+// memory-efficient kernels on CUDA that never hold the (T, Lk) score matrix), grouped-query heads
+// included (enable_gqa). Older libtorch (Debian's 1.13): the same formula from matmul + softmax.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 5)
+#define SEGRL_TORCH_SDPA 1
+#endif
 
 // ----------------------------------------------------------------------------
 // errors inside the bridge: thrown as ModelError, turned into a status at the boundary
@@ -373,7 +382,15 @@ at::Tensor trunk(const segrl_model &m, const at::Tensor &tokens, const at::Tenso
     at::Tensor freqs = positions.to(at::kFloat).unsqueeze(-1) * m.inv_freq;  // (B, T, D/2)
     at::Tensor emb = at::cat({freqs, freqs}, -1).unsqueeze(1);
     at::Tensor cos = emb.cos().to(m.dtype), sin = emb.sin().to(m.dtype);
+#ifdef SEGRL_TORCH_SDPA
+    // the additive bias in the model's dtype, kept finite (-1e30 is -inf in f16): a row with
+    // every key masked (a padding query) then averages instead of producing NaN
+    at::Tensor bias_d =
+        bias.clamp_min((double)std::numeric_limits<float>::lowest()).to(m.dtype);
+    if (m.dtype == at::kHalf) bias_d = bias.clamp_min(-65504.0).to(m.dtype);
+#else
     at::Tensor bias5 = bias.unsqueeze(2);  // (B, 1, 1, T, Lk)
+#endif
     for (size_t l = 0; l < m.layers.size(); l++) {
         const Layer &L = m.layers[l];
         at::Tensor x = rms_norm(h, L.ln1, c.rms_norm_eps);
@@ -397,6 +414,11 @@ at::Tensor trunk(const segrl_model &m, const at::Tensor &tokens, const at::Tenso
             k = cache->k[l].narrow(2, 0, len + T);
             v = cache->v[l].narrow(2, 0, len + T);
         }
+#ifdef SEGRL_TORCH_SDPA
+        at::Tensor a = at::scaled_dot_product_attention(q, k, v, bias_d, 0.0, false, scale, G > 1)
+                           .transpose(1, 2)
+                           .reshape({B, T, H * D});
+#else
         int64_t Lk = k.size(2);
         // grouped-query attention without repeating K/V: query head h uses kv head h / G
         at::Tensor qg = q.reshape({B, KV, G * T, D});
@@ -404,6 +426,7 @@ at::Tensor trunk(const segrl_model &m, const at::Tensor &tokens, const at::Tenso
         s = s.view({B, KV, G, T, Lk}) + bias5;
         at::Tensor p = at::softmax(s, -1).to(m.dtype).view({B, KV, G * T, Lk});
         at::Tensor a = at::matmul(p, v).view({B, H, T, D}).transpose(1, 2).reshape({B, T, H * D});
+#endif
         h = h + linear(a, L.o_w, L.o_b);
         x = rms_norm(h, L.ln2, c.rms_norm_eps);
         at::Tensor gu;
