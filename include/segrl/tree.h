@@ -188,7 +188,8 @@ SEGRL_API segrl_status segrl_tree_episodes(const segrl_tree *tree, segrl_view no
  * r_n = +1 when a correct leaf (reward >= correct_threshold) lies below n (n included), else -1;
  * m_n = 1 + the number of edges from n to the nearest correct leaf below it (r_n = +1) or to the
  * nearest leaf below it (r_n = -1). A correct leaf gets 1; an incorrect one max(0, 2 v_p - 1).
- *   out_values: f32 (M), required. tree: parent, leaf_reward required. */
+ *   out_values: f32 (M), required. tree: parent, leaf_reward required. v0 in [0, 1] (so every
+ *   v_n is in [0, 1]); anything else is SEGRL_ERR_INVALID naming "v0". */
 SEGRL_API segrl_status segrl_tree_rest_values(const segrl_tree *tree, float correct_threshold,
                                               float v0, const segrl_exec *exec,
                                               segrl_view out_values);

@@ -251,6 +251,11 @@ static segrl_status tk_load_tree(tk_load_ctx *c, const cJSON *root) {
     if (max_id < 0) return TK_FAIL(c, SEGRL_ERR_INVALID, "model.vocab is empty");
     if (max_id >= (1 << 30))
         return TK_FAIL(c, SEGRL_ERR_INVALID, "ids up to %lld: too large", (long long)max_id);
+    /* the id table has max_id + 1 entries: a few tokens with huge ids would make a small file
+     * allocate gigabytes (found by fuzz/fuzz-tokenizer-json); real vocabularies are dense */
+    if (max_id >= 4 * (nv + na) + 65536)
+        return TK_FAIL(c, SEGRL_ERR_INVALID, "ids up to %lld for %lld tokens: too sparse",
+                       (long long)max_id, (long long)(nv + na));
     t->vocab_size = max_id + 1;
     t->tok = segrl_malloc((size_t)t->vocab_size * sizeof *t->tok);
     if (!t->tok) return TK_FAIL(c, SEGRL_ERR_ALLOC, "out of memory");

@@ -710,6 +710,9 @@ segrl_status segrl_tree_rest_values(const segrl_tree *tree, float correct_thresh
     SG_TRY(sg_tree_begin(&c, &t, fn, tree, exec, 1, 0, 0));
     SG_TRY(sg_check_finite_param(fn, "correct_threshold", correct_threshold));
     SG_TRY(sg_check_finite_param(fn, "v0", v0));
+    /* a value in [0, 1] keeps every v_n in [0, 1]; a huge v0 would overflow f32 */
+    if (!(v0 >= 0.0f && v0 <= 1.0f))
+        return sg_fail(SEGRL_ERR_INVALID, "%s: v0: %g not in [0, 1]", fn, (double)v0);
     SG_TRY(sg_vec_view(&c, out_values, "out_values", t.M, SG_F32, 1, &ov, NULL));
     float *out = (float *)ov;
     const int64_t M = t.M;
