@@ -44,3 +44,15 @@ get_filename_component(libdir ${pcdir} DIRECTORY)
 set(ENV{LD_LIBRARY_PATH} ${libdir})
 run("run downstream (pkg-config)" ${SEGRL_WORK}/downstream-pc)
 message(STATUS "pkg-config: ${last_output}")
+
+# the ATen bridge, when it was built: a C program that loads a model, samples, recomputes the
+# log-probs with autograd, takes a PPO loss and backpropagates, using the installed headers only
+file(GLOB torchlibs ${prefix}/*/libsegrl_torch.so)
+if(torchlibs)
+  set(bin ${SEGRL_WORK}/torch)
+  run("configure downstream (torch)" ${CMAKE_COMMAND} -S ${SEGRL_SOURCE}/tests/install/downstream-torch
+      -B ${bin} -G "${SEGRL_GENERATOR}" -DCMAKE_PREFIX_PATH=${prefix})
+  run("build downstream (torch)" ${CMAKE_COMMAND} --build ${bin})
+  run("run downstream (torch)" ${bin}/downstream-torch ${SEGRL_SOURCE}/tests/fixtures/model/qwen2_tied)
+  message(STATUS "torch: ${last_output}")
+endif()
