@@ -3,6 +3,7 @@
  *   segrl-score --reward math --in outputs.jsonl [--options JSON] [--out graded.jsonl]
  *               [--threads N] [--time-limit S] [--failure-score X] [--chunk N] [--quiet]
  *   segrl-score --generate gsm8k|math N FILE [--seed S] [--wrong P]
+ *   segrl-score --pairs PAIRS.jsonl | --agreement SAMPLES.jsonl ...   (tools/segrl-score-pairs.c)
  *
  * Input: one JSON object per line with "response" and "answer" (the reference), optionally
  * "prompt", "metadata" (an object or a JSON string) and "response_ids" (an array of integers);
@@ -25,6 +26,9 @@
 #include <string.h>
 #include <time.h>
 
+/* --pairs / --agreement (reward-model evaluation): tools/segrl-score-pairs.c */
+int segrl_score_pairs_main(int argc, char **argv, int *handled);
+
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -44,6 +48,8 @@ static void usage(void) {
             "usage: segrl-score --reward NAME --in FILE.jsonl [--options JSON] [--out FILE]\n"
             "                   [--threads N] [--time-limit S] [--failure-score X] [--chunk N] [--quiet]\n"
             "       segrl-score --generate gsm8k|math N FILE [--seed S] [--wrong P]\n"
+            "       segrl-score --pairs PAIRS.jsonl --reward NAME [--options JSON] [--model DIR]\n"
+            "       segrl-score --agreement SAMPLES.jsonl --reward A --reward2 B [--options2 JSON]\n"
             "rewards: gsm8k math format overlong repetition weighted_sum ensemble clip normalize par\n"
             "         lsc plugin http (options: include/segrl/reward.h, segrl_reward_create)\n");
 }
@@ -226,6 +232,9 @@ static void parse_line(char *text, size_t len, line *ln, segrl_reward_sample *s)
 enum { NREASONS = 13 }; /* segrl_reward_reason values + invalid_line */
 
 int main(int argc, char **argv) {
+    int pairs_mode = 0;
+    int pairs_rc = segrl_score_pairs_main(argc, argv, &pairs_mode);
+    if (pairs_mode) return pairs_rc;
     const char *reward = NULL, *options = NULL, *in = NULL, *outp = NULL;
     segrl_reward_run run = {0, 0, 0, 0.0f};
     long chunk = 16384;
