@@ -32,8 +32,10 @@ segrl_status segrl_policy_loss_workspace_size(segrl_device device, int64_t batch
     if (!out_bytes) return sg_fail(SEGRL_ERR_INVALID, "%s: out_bytes: NULL", fn);
     if (device.type != SEGRL_DEVICE_CPU && device.type != SEGRL_DEVICE_CUDA)
         return sg_fail(SEGRL_ERR_INVALID, "%s: device: unknown device type %d", fn, device.type);
-    if (batch < 0 || tokens < 0 || batch > ((int64_t)1 << 40))
+    if (batch < 0 || batch > ((int64_t)1 << 40))
         return sg_fail(SEGRL_ERR_INVALID, "%s: batch: %lld out of range", fn, (long long)batch);
+    if (tokens < 0)
+        return sg_fail(SEGRL_ERR_INVALID, "%s: tokens: %lld out of range", fn, (long long)tokens);
     *out_bytes = sg_pl_ws_size(batch);
     return SEGRL_OK;
 }
