@@ -47,7 +47,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             ss[i] = pos, se[i] = pos + len % 6;
             pos = se[i];
         }
-        depth[i] = parent[i] < 0 || parent[i] >= i ? 0 : depth[parent[i]] + 1;
+        depth[i] = parent[i] < 0 || parent[i] >= i || depth[parent[i]] > 1000 ? 0 : depth[parent[i]] + 1;
         if (fz_u8(&r) == 7) depth[i] = fz_index(&r);
         reward[i] = fz_float(&r);
         parent32[i] = (int32_t)parent[i], ss32[i] = (int32_t)ss[i], se32[i] = (int32_t)se[i];
