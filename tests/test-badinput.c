@@ -839,7 +839,12 @@ static void test_tokenizer(void) {
     segrl_tokenizer *tk = NULL;
     CONTROL(segrl_tokenizer_load(SEGRL_BADINPUT_FIXTURES "/tokenizer/gpt2.json", &tk));
     if (!tk) return;
-    CONTROL(segrl_tokenizer_encode(tk, "hi", 2, 0, &o_ids, &o_n));
+    {
+        int32_t *ids0 = NULL;
+        int64_t n0 = 0;
+        CONTROL(segrl_tokenizer_encode(tk, "hi", 2, 0, &ids0, &n0));
+        segrl_free(ids0);
+    }
     CASE(INV, "path", segrl_tokenizer_load(NULL, &o_tok));
     CASE(INV, "/nonexistent/tok.json", segrl_tokenizer_load("/nonexistent/tok.json", &o_tok));
     CASE(INV, "out", segrl_tokenizer_load(SEGRL_BADINPUT_FIXTURES "/tokenizer/gpt2.json", NULL));
