@@ -1,0 +1,10 @@
+# reliability: checkpoints under SIGKILL (tests/test-killloop.c, docs/reliability.md); needs
+# libsegrl_torch (segrl_checkpoint_save / _load)
+if(TARGET segrl_torch)
+  add_executable(test-killloop test-killloop.c)
+  target_link_libraries(test-killloop PRIVATE segrl::torch m)
+  target_include_directories(test-killloop PRIVATE ${PROJECT_SOURCE_DIR}/tests)
+  target_compile_options(test-killloop PRIVATE -Wall -Wextra -Werror)
+  add_test(NAME test-killloop COMMAND test-killloop)
+  set_tests_properties(test-killloop PROPERTIES LABELS torch SKIP_RETURN_CODE 77 TIMEOUT 600)
+endif()
