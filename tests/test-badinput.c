@@ -1037,8 +1037,14 @@ static void test_rollout(void) {
     CASE(INV, "method", segrl_rollout_init(&d, &pr, score_one, NULL, &o_ro));
     d = c, d.group_size = 0;
     CASE(INV, "group_size", segrl_rollout_init(&d, &pr, score_one, NULL, &o_ro));
-    d = c, d.group_size = INT32_MAX; /* G * P overflows 32 bits: counted in 64, then too big */
-    CASE(SEGRL_ERR_ALLOC, "out of memory", segrl_rollout_init(&d, &pr, score_one, NULL, &o_ro));
+    /* G * P overflows 32 bits; it used to be counted in 64 and allocated (and zeroed) tens of
+     * gigabytes before failing with SEGRL_ERR_ALLOC: now refused up front */
+    d = c, d.group_size = INT32_MAX;
+    CASE(INV, "group_size", segrl_rollout_init(&d, &pr, score_one, NULL, &o_ro));
+    d = segrl_rollout_config_default(SEGRL_ROLLOUT_SPO_CHAIN), d.mc_samples = 1 << 20;
+    CASE(INV, "mc_samples", segrl_rollout_init(&d, &pr, score_one, NULL, &o_ro));
+    d = segrl_rollout_config_default(SEGRL_ROLLOUT_SPO_TREE), d.branching[0] = INT32_MAX;
+    CASE(INV, "branching[0]", segrl_rollout_init(&d, &pr, score_one, NULL, &o_ro));
     d = c, d.max_new_tokens = 0;
     CASE(INV, "max_new_tokens", segrl_rollout_init(&d, &pr, score_one, NULL, &o_ro));
     d = c, d.n_stop = 1, d.stop_ids = NULL;

@@ -122,7 +122,9 @@ typedef enum segrl_mc_rule {
 
 typedef struct segrl_rollout_config {
     int32_t method;         /* segrl_rollout_method */
-    int32_t group_size;     /* G trajectories per prompt (GROUP, SPO_CHAIN, VINEPPO); default 8 */
+    int32_t group_size;     /* G trajectories per prompt (GROUP, SPO_CHAIN, VINEPPO); default 8;
+                               at most 65536 (as mc_samples and each branching[l]), and
+                               num_prompts x G at most 2^24 */
     int32_t max_new_tokens; /* response length limit (all methods; the tree's total depth in
                                tokens); default 512 */
     uint64_t seed;          /* request seeds derive from it; default 0 */

@@ -18,6 +18,10 @@
  * so a failed call leaves the driver as it was. */
 #include "rollout_impl.h"
 
+/* limits on what one init may ask for (rollout.h) */
+#define RO_MAX_PER_REQUEST (1 << 16)       /* group_size, mc_samples, branching[l] */
+#define RO_MAX_SAMPLES ((int64_t)1 << 24) /* num_prompts x group_size */
+
 #include <stdlib.h>
 
 enum { RO_TRAJ = 0, RO_MC = 1, RO_TREE = 2, RO_DONE = 3 };
@@ -96,9 +100,11 @@ static segrl_status check_config(const char *fn, const segrl_rollout_config *c) 
         return sg_fail(SEGRL_ERR_INVALID, "%s: config->method: unknown method %d", fn, c->method);
     int tree = c->method == SEGRL_ROLLOUT_SPO_TREE;
     int mc = c->method == SEGRL_ROLLOUT_SPO_CHAIN || c->method == SEGRL_ROLLOUT_VINEPPO;
-    if (!tree && c->group_size < 1)
-        return sg_fail(SEGRL_ERR_INVALID, "%s: config->group_size: must be >= 1, got %d", fn,
-                       c->group_size);
+    /* samples per request are capped: a huge count would allocate (and zero) gigabytes before
+     * anything fails (group_size 2^31 did; test-badinput) */
+    if (!tree && (c->group_size < 1 || c->group_size > RO_MAX_PER_REQUEST))
+        return sg_fail(SEGRL_ERR_INVALID, "%s: config->group_size: must be in [1, %d], got %d", fn,
+                       RO_MAX_PER_REQUEST, c->group_size);
     if (c->max_new_tokens < 1)
         return sg_fail(SEGRL_ERR_INVALID, "%s: config->max_new_tokens: must be >= 1, got %d", fn,
                        c->max_new_tokens);
@@ -106,9 +112,9 @@ static segrl_status check_config(const char *fn, const segrl_rollout_config *c) 
         return sg_fail(SEGRL_ERR_INVALID, "%s: config->stop_ids: NULL with n_stop = %d", fn,
                        c->n_stop);
     if (mc) {
-        if (c->mc_samples < 1)
-            return sg_fail(SEGRL_ERR_INVALID, "%s: config->mc_samples: must be >= 1, got %d", fn,
-                           c->mc_samples);
+        if (c->mc_samples < 1 || c->mc_samples > RO_MAX_PER_REQUEST)
+            return sg_fail(SEGRL_ERR_INVALID, "%s: config->mc_samples: must be in [1, %d], got %d",
+                           fn, RO_MAX_PER_REQUEST, c->mc_samples);
         if (c->mc_adaptive != 0 && c->mc_adaptive != 1)
             return sg_fail(SEGRL_ERR_INVALID, "%s: config->mc_adaptive: must be 0 or 1, got %d",
                            fn, c->mc_adaptive);
@@ -152,9 +158,10 @@ static segrl_status check_config(const char *fn, const segrl_rollout_config *c) 
             return sg_fail(SEGRL_ERR_INVALID, "%s: config->tree_levels: must be in [1, %d], got %d",
                            fn, SEGRL_ROLLOUT_MAX_LEVELS, L);
         for (int l = 0; l < L; l++) {
-            if (c->branching[l] < 1)
-                return sg_fail(SEGRL_ERR_INVALID, "%s: config->branching[%d]: must be >= 1, got %d",
-                               fn, l, c->branching[l]);
+            if (c->branching[l] < 1 || c->branching[l] > RO_MAX_PER_REQUEST)
+                return sg_fail(SEGRL_ERR_INVALID,
+                               "%s: config->branching[%d]: must be in [1, %d], got %d", fn, l,
+                               RO_MAX_PER_REQUEST, c->branching[l]);
             if (l < L - 1 && c->segment_len[l] < 1)
                 return sg_fail(SEGRL_ERR_INVALID,
                                "%s: config->segment_len[%d]: must be >= 1, got %d", fn, l,
@@ -1005,10 +1012,10 @@ segrl_status segrl_rollout_init(const segrl_rollout_config *config,
     if (!score) return sg_fail(SEGRL_ERR_INVALID, "%s: score: is NULL", fn);
     if (!out) return sg_fail(SEGRL_ERR_INVALID, "%s: out: is NULL", fn);
     int64_t P = prompts->num_prompts, NP = prompts->offsets[P];
-    if (config->method != SEGRL_ROLLOUT_SPO_TREE &&
-        P > INT64_MAX / 4 / (int64_t)config->group_size)
+    if (config->method != SEGRL_ROLLOUT_SPO_TREE && P > RO_MAX_SAMPLES / config->group_size)
         return sg_fail(SEGRL_ERR_INVALID, "%s: prompts->num_prompts: %lld prompts x group_size %d "
-                       "overflows", fn, (long long)P, config->group_size);
+                       "is more than %lld samples", fn, (long long)P, config->group_size,
+                       (long long)RO_MAX_SAMPLES);
     segrl_rollout *r = ro_zalloc(1, sizeof *r);
     if (!r) return oom(fn, "driver");
     r->cfg = *config;
