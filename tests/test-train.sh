@@ -1,14 +1,16 @@
 #!/bin/sh
-# test-train.sh MODE TRAINER WORKDIR — end-to-end checks of the example trainer (tests/train.cmake).
+# test-train.sh MODE TRAINER WORKDIR [SOURCE_DIR] — end-to-end checks of the example trainer (tests/train.cmake).
 #   estimators: each estimator runs 2 RL steps on a tiny model (d 32, 1 layer) and a small synthetic
 #               set; the run must succeed, write 2 step lines with a loss, and its weights must change
 #               (a reward with signal on an untrained model: "a digit in the response").
+#               Also: every JSON config shipped in examples/ loads (SOURCE_DIR given), and a bad
+#               key is a configuration error (exit status 2).
 #   resume:     run A: 6 steps uninterrupted. Run B: the same, killed (SIGKILL) once its first
 #               checkpoint exists, then --run.resume auto. The final weights (model.safetensors)
 #               must be byte-identical and the per-step metrics equal except wall-clock fields.
 # Prints "N passed, N failed" last (tests/harness.h convention); exit status 1 on a failure.
 set -u
-MODE=$1; TRAINER=$2; WORK=$3
+MODE=$1; TRAINER=$2; WORK=$3; SRC=${4:-}
 rm -rf "$WORK"; mkdir -p "$WORK"
 pass=0; fail=0
 ok()  { pass=$((pass + 1)); }
@@ -29,6 +31,14 @@ steps_of() {
 
 case "$MODE" in
 estimators)
+  if [ -n "$SRC" ]; then
+    for f in "$SRC"/examples/gsm8k/*.json "$SRC"/examples/math/*.json "$SRC"/examples/demo/*.json; do
+      "$TRAINER" --config "$f" --help > /dev/null 2> "$WORK/config.err" && ok \
+        || { bad "$f does not load: $(head -c 300 "$WORK/config.err")"; }
+    done
+  fi
+  "$TRAINER" --no-such.key 1 > /dev/null 2>&1; rc=$?
+  [ $rc = 2 ] && ok || bad "an unknown key gave exit status $rc, expected 2"
   for e in grpo dr-grpo rloo reinforce++ ppo vineppo spo-chain spo-tree; do
     d="$WORK/$e"
     if ! "$TRAINER" $COMMON --reward.options "$ROPT" --algo.estimator $e --run.steps 2 \

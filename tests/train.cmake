@@ -7,7 +7,7 @@ if(TARGET segrl-gsm8k)
   foreach(t estimators resume)
     add_test(NAME test-train-${t}
       COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/test-train.sh ${t} $<TARGET_FILE:segrl-gsm8k>
-              ${CMAKE_CURRENT_BINARY_DIR}/train-${t})
+              ${CMAKE_CURRENT_BINARY_DIR}/train-${t} ${PROJECT_SOURCE_DIR})
     set_tests_properties(test-train-${t} PROPERTIES LABELS torch TIMEOUT 300)
   endforeach()
 endif()

@@ -397,7 +397,10 @@ static void setup_model(trainer *t) {
             size_t n;
             char *corpus = training_corpus(t, &n);
             const char *special[] = {"<|endoftext|>"};
+            double t0 = ex_now();
             CK(segrl_tokenizer_train(corpus, n, vocab, special, 1, tp));
+            printf("tokenizer: BPE of %lld tokens trained on %zu bytes in %.1fs -> %s\n",
+                   (long long)vocab, n, ex_now() - t0, tp);
             free(corpus);
         }
         CK(segrl_tokenizer_load(tp, &t->tok));
