@@ -208,12 +208,16 @@ static segrl_status parse_problem(const cJSON *o, int format, ex_problem *p, cha
             return SEGRL_ERR_INVALID;
         }
         const cJSON *lv = cJSON_GetObjectItemCaseSensitive(o, "level");
+        /* levels outside [0, 1000] read as absent (a huge number cast to int32 is undefined
+         * behaviour: found by fuzz/fuzz-jsonl) */
         if (cJSON_IsNumber(lv)) {
-            p->level = (int32_t)lv->valuedouble;
+            double d = lv->valuedouble;
+            p->level = d >= 0 && d <= 1000 ? (int32_t)d : 0;
         } else if (cJSON_IsString(lv)) {
             const char *t = lv->valuestring;
             while (*t && !isdigit((unsigned char)*t)) t++;
-            p->level = *t ? (int32_t)strtol(t, NULL, 10) : 0;
+            long v = *t ? strtol(t, NULL, 10) : 0;
+            p->level = v >= 0 && v <= 1000 ? (int32_t)v : 0;
         }
         const char *ty = str_field(o, "type");
         if (!ty) ty = str_field(o, "subject");

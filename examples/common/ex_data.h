@@ -9,7 +9,7 @@
  *   reference = the "answer" string when the line has one (MATH-500 style files), else the content
  *   of the last well-formed \boxed{...} (or \fbox{...}) of the solution, braces balanced, "\{" and
  *   "\}" not counted; "\boxed 5" (no braces) gives "5". level: "Level N" or an integer N (0 when
- *   absent or "Level ?"); type: "type" or "subject" (NULL when absent).
+ *   absent, "Level ?" or outside [0, 1000]); type: "type" or "subject" (NULL when absent).
  *
  * Lines may be any length (10^6 characters and more). Empty lines are skipped. Invalid UTF-8
  * byte sequences are replaced by U+FFFD and counted (utf8_fixed), so later stages (tokenizer)
