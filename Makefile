@@ -61,7 +61,7 @@ SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-o
 SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 MEMCHECK_TESTS := test-core test-advantage test-errors test-segment test-tree test-loss \
-  test-reward test-tokenizer test-safetensors test-rollout test-badinput
+  test-reward test-tokenizer test-safetensors test-rollout test-badinput test-examples
 VALGRIND := valgrind --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect \
   --errors-for-leak-kinds=definite,indirect --track-origins=yes \
   --suppressions=$(CURDIR)/fuzz/valgrind.supp
