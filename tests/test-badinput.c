@@ -1150,15 +1150,19 @@ static void test_outcome(void) {
 int main(void) {
     cpu = segrl_cpu();
     ex.workspace = ws, ex.workspace_bytes = sizeof ws, ex.checks = SEGRL_CHECKS_FULL;
-    test_loss();
-    test_logprobs();
-    test_segments();
-    test_trees();
-    test_rewards();
-    test_tokenizer();
-    test_safetensors();
-    test_rollout();
-    test_outcome();
+    static const struct {
+        const char *name;
+        void (*fn)(void);
+    } fam[] = {{"losses", test_loss},          {"log-probs", test_logprobs},
+               {"segments", test_segments},    {"trees", test_trees},
+               {"rewards", test_rewards},      {"tokenizer", test_tokenizer},
+               {"safetensors", test_safetensors}, {"rollout", test_rollout},
+               {"outcome estimators", test_outcome}};
+    for (size_t i = 0; i < sizeof fam / sizeof fam[0]; i++) {
+        int before = n_cases;
+        fam[i].fn();
+        printf("%-20s %d cases\n", fam[i].name, n_cases - before);
+    }
     printf("%d bad-input cases\n", n_cases);
     CHECK(n_cases >= 150, "only %d cases", n_cases);
     return h_finish();
