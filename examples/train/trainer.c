@@ -709,6 +709,11 @@ static void sft_run(trainer *t) {
             ex_metrics_set(m, "test_accuracy", eval_report(t, when, step + 1));
         }
         CK(ex_metrics_write(m, step + 1));
+        if (max_s > 0) { /* a time limit: the bar and ETA follow the steps it leaves room for */
+            double el = ex_now() - t0, per = el / (double)(step + 1);
+            int64_t est = step + 1 + (int64_t)((max_s - el) / (per > 0 ? per : 1e-9)) + 1;
+            t->prog.total = est < steps ? est : steps;
+        }
         char extra[96];
         snprintf(extra, sizeof extra, "loss %.3f", loss);
         ex_progress_update(&t->prog, step + 1, extra);
@@ -1657,6 +1662,11 @@ int trainer_main(int argc, char **argv, const char *program, const char *const *
         ex_metrics_get(m, "accuracy", &acc);
         CK(ex_metrics_write(m, step));
         if (ckpt_every > 0 && step % ckpt_every == 0 && step < steps) ckpt_save(t, step);
+        if (max_s > 0) { /* a time limit: the bar and ETA follow the steps it leaves room for */
+            double el = ex_now() - t0, per = el / (double)(step - start);
+            int64_t est = step + (int64_t)((max_s - el) / (per > 0 ? per : 1e-9)) + 1;
+            t->prog.total = est < steps ? est : steps;
+        }
         char extra[128];
         snprintf(extra, sizeof extra, "reward %.3f acc %.3f%s", rm, acc, "");
         if (last_acc >= 0)
