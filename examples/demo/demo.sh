@@ -45,7 +45,7 @@ if [ "$WARMUP" = 1 ]; then
   echo "== 2. supervised warm-up from scratch ($WARMUP_SECONDS s)"
   t0=$(now)
   "$TRAINER" --config "$HERE/warmup.json" $DATA --run.seed "$SEED" \
-      --sft.max_seconds "$WARMUP_SECONDS" --run.output_dir "$OUT/warmup" | grep -v '^  '
+      --sft.max_seconds "$WARMUP_SECONDS" --run.output_dir "$OUT/warmup" | grep --line-buffered -v '^  '
   WARM_S=$(secs "$t0" "$(now)")
   MODEL="$OUT/warmup/sft-model"
 else
@@ -57,7 +57,7 @@ fi
 echo "== 3. RL ($ESTIMATOR, $RL_SECONDS s)"
 "$TRAINER" --config "$HERE/rl.json" $DATA --model.path "$MODEL" --run.seed "$SEED" \
     --algo.estimator "$ESTIMATOR" --run.max_seconds "$RL_SECONDS" --run.output_dir "$OUT/rl" \
-    $EXTRA | grep -v '^  '
+    $EXTRA | grep --line-buffered -v '^  '
 RL_S=$(json "$OUT/rl/summary.json" rl_seconds)
 BEFORE=$(json "$OUT/rl/summary.json" test_accuracy_before)
 AFTER=$(json "$OUT/rl/summary.json" test_accuracy_after)
@@ -67,7 +67,7 @@ if [ "$CONTROL" = 1 ]; then
   echo "== 4. control: supervised training continued for the same time ($RL_S s)"
   "$TRAINER" --config "$HERE/warmup.json" $DATA --model.path "$MODEL" --run.seed "$SEED" \
       --sft.max_seconds "$RL_S" --sft.warmup_steps 0 --run.output_dir "$OUT/control" \
-      | grep -v '^  '
+      | grep --line-buffered -v '^  '
   CTRL=$(json "$OUT/control/sft_metrics.jsonl" test_accuracy)
 fi
 
