@@ -58,6 +58,18 @@ estimators)
     grep -q '"grad_norm":[1-9]\|"grad_norm":0\.[0-9]*[1-9]' "$d/metrics.jsonl" && ok \
       || bad "$e: every gradient was zero"
   done
+  # a reward without a verifier (issue 10): the policy's own log-probability of the reference
+  # answer; training rewards are log-probabilities (< 0), evaluation still grades with the verifier
+  d="$WORK/log_prob"
+  if "$TRAINER" $COMMON --reward.name log_prob --run.steps 2 --eval.every 1 --ckpt.every 0 \
+       --run.output_dir "$d" > "$d.log" 2>&1; then
+    ok
+    grep -q '"reward_mean":-[0-9]' "$d/metrics.jsonl" && ok \
+      || bad "log_prob: the training rewards are not log-probabilities"
+    grep -q 'test accuracy' "$d.log" && ok || bad "log_prob: no verifier evaluation"
+  else
+    bad "log_prob: the run failed"; tail -5 "$d.log"
+  fi
   ;;
 resume)
   A="$WORK/a"; B="$WORK/b"

@@ -25,6 +25,7 @@
 #include <segrl/segrl.h>
 #include <segrl/torch.h>
 #include <segrl/train.h>
+#include <segrl/likelihood.h>
 
 #include <errno.h>
 #include <math.h>
@@ -158,7 +159,8 @@ typedef struct trainer {
     const char **names;
     int64_t n_params;
     segrl_optimizer *opt;
-    segrl_reward *reward;
+    segrl_reward *reward;      /* the training reward (reward.name) */
+    segrl_reward *eval_reward; /* the dataset's verifier, for pass@1; NULL: `reward` is it */
 
     /* RL */
     ex_sampler rl_sampler;
@@ -517,8 +519,8 @@ static void to_host(const segrl_tensor *x, void *dst, size_t bytes) {
 // ----------------------------------------------------------------------------
 // evaluation: greedy pass@1
 
-static float score_text(trainer *t, const char *prompt, const char *response, const int32_t *ids,
-                        int64_t n_ids, const char *reference) {
+static float score_text(segrl_reward *reward, const char *prompt, const char *response,
+                        const int32_t *ids, int64_t n_ids, const char *reference) {
     segrl_reward_sample s;
     memset(&s, 0, sizeof s);
     s.prompt = prompt;
@@ -527,7 +529,7 @@ static float score_text(trainer *t, const char *prompt, const char *response, co
     s.num_response_ids = n_ids;
     s.answer = reference;
     float r = 0;
-    CK(segrl_reward_score(t->reward, &s, 1, NULL, &r, NULL));
+    CK(segrl_reward_score(reward, &s, 1, NULL, &r, NULL));
     return r;
 }
 
@@ -568,7 +570,8 @@ static double evaluate(trainer *t, FILE *dump, int64_t *out_correct) {
         for (int64_t i = 0; i < nb; i++) {
             const ex_problem *pb = &t->test.items[t->eval_idx[s + i]];
             char *resp = decode(t, out + i * max_new, lens[i]);
-            float r = score_text(t, pb->question, resp, out + i * max_new, lens[i], pb->reference);
+            float r = score_text(t->eval_reward ? t->eval_reward : t->reward, pb->question, resp,
+                                 out + i * max_new, lens[i], pb->reference);
             correct += r >= 1.0f;
             if (dump) {
                 fprintf(dump, "{\"index\":%lld,\"reward\":%g,\"reference\":\"",
@@ -757,8 +760,8 @@ static segrl_status score_cb(void *user, int64_t prompt, const int32_t *tokens, 
     ex_timer_start(&t->t_score);
     const ex_problem *pb = &t->train.items[t->batch_items[prompt]];
     char *resp = decode(t, tokens + prompt_len, n_tokens - prompt_len);
-    *out_reward = score_text(t, pb->question, resp, tokens + prompt_len, n_tokens - prompt_len,
-                             pb->reference);
+    *out_reward = score_text(t->reward, pb->question, resp, tokens + prompt_len,
+                             n_tokens - prompt_len, pb->reference);
     free(resp);
     ex_timer_stop(&t->t_score);
     return SEGRL_OK;
@@ -1584,8 +1587,15 @@ int trainer_main(int argc, char **argv, const char *program, const char *const *
     t->train_tok = tokenize_set(t, &t->train);
     t->test_tok = tokenize_set(t, &t->test);
     pick_eval(t);
-    CK(segrl_reward_create(ex_config_str(&t->cfg, "reward.name"),
-                           ex_config_str(&t->cfg, "reward.options"), &t->reward));
+    /* reward.name: any name of segrl_reward_create, the self rewards (majority_vote) and the
+     * likelihood rewards (likelihood, log_prob, mean_log_prob, prob, mean_prob: the policy's own
+     * probability of the reference answer, through this model and tokenizer). Evaluation (pass@1)
+     * always grades with the dataset's verifier. */
+    const char *rname = ex_config_str(&t->cfg, "reward.name");
+    CK(segrl_likelihood_reward_create(rname, ex_config_str(&t->cfg, "reward.options"), t->model,
+                                      t->tok, &t->reward));
+    const char *vname = t->train.format == EX_DATA_MATH ? "math" : "gsm8k";
+    if (strcmp(rname, vname)) CK(segrl_reward_create(vname, "{}", &t->eval_reward));
     ex_progress_init(&t->prog, stdout, "", 0, 1, EX_PROGRESS_OFF, 1);
 
     int64_t steps = ex_config_int(&t->cfg, "run.steps");
