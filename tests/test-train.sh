@@ -70,6 +70,33 @@ estimators)
   else
     bad "log_prob: the run failed"; tail -5 "$d.log"
   fi
+  # faults (issue 8): a remote reward that cannot be reached gives the failure score, is counted
+  # in the metrics, and training goes on ...
+  d="$WORK/reward-down"
+  if "$TRAINER" $COMMON --reward.name http \
+       --reward.options '{"url":"http://127.0.0.1:9/score","retries":0,"timeout_s":1}' \
+       --run.steps 2 --ckpt.every 0 --run.output_dir "$d" > "$d.log" 2>&1; then
+    ok
+    n=$(grep -c '"reward_failures":[1-9]' "$d/metrics.jsonl")
+    [ "$n" = 2 ] && ok || bad "reward-down: $n step lines count reward failures, expected 2"
+  else
+    bad "reward-down: the run stopped"; tail -5 "$d.log"
+  fi
+  # ... and a non-finite loss input (a NaN advantage injected at step 1) skips that update,
+  # reported, and no non-finite value reaches the metrics; the run goes on
+  d="$WORK/nan-step"
+  if SEGRL_TRAIN_FAULT_NAN_STEP=1 "$TRAINER" $COMMON --reward.options "$ROPT" --run.steps 3 \
+       --ckpt.every 0 --run.output_dir "$d" > "$d.log" 2>&1; then
+    ok
+    grep -q '"updates_skipped_nonfinite":1' "$d/metrics.jsonl" && ok \
+      || bad "nan-step: the skipped update is not reported"
+    grep -q 'update skipped' "$d.log" && ok || bad "nan-step: no message about the skipped update"
+    if grep -q '"loss":nan\|"loss":inf\|"grad_norm":nan' "$d/metrics.jsonl"; then
+      bad "nan-step: a non-finite value reached the metrics"
+    else ok; fi
+  else
+    bad "nan-step: the run stopped"; tail -5 "$d.log"
+  fi
   ;;
 resume)
   A="$WORK/a"; B="$WORK/b"

@@ -161,6 +161,7 @@ typedef struct trainer {
     segrl_optimizer *opt;
     segrl_reward *reward;      /* the training reward (reward.name) */
     segrl_reward *eval_reward; /* the dataset's verifier, for pass@1; NULL: `reward` is it */
+    int64_t reward_failures;   /* training samples whose reward failed or timed out (cumulative) */
 
     /* RL */
     ex_sampler rl_sampler;
@@ -519,8 +520,12 @@ static void to_host(const segrl_tensor *x, void *dst, size_t bytes) {
 // ----------------------------------------------------------------------------
 // evaluation: greedy pass@1
 
+/* A reward that fails or times out on a sample gives the scorer's failure score (0) and the
+ * training goes on; such samples are counted in *failures (may be NULL) and reported as the
+ * metric reward_failures. */
 static float score_text(segrl_reward *reward, const char *prompt, const char *response,
-                        const int32_t *ids, int64_t n_ids, const char *reference) {
+                        const int32_t *ids, int64_t n_ids, const char *reference,
+                        int64_t *failures) {
     segrl_reward_sample s;
     memset(&s, 0, sizeof s);
     s.prompt = prompt;
@@ -529,7 +534,10 @@ static float score_text(segrl_reward *reward, const char *prompt, const char *re
     s.num_response_ids = n_ids;
     s.answer = reference;
     float r = 0;
-    CK(segrl_reward_score(reward, &s, 1, NULL, &r, NULL));
+    segrl_reward_detail d;
+    CK(segrl_reward_score(reward, &s, 1, NULL, &r, &d));
+    if (failures && (d.reason == SEGRL_REWARD_TIMEOUT || d.reason == SEGRL_REWARD_ERROR))
+        *failures += 1;
     return r;
 }
 
@@ -571,7 +579,7 @@ static double evaluate(trainer *t, FILE *dump, int64_t *out_correct) {
             const ex_problem *pb = &t->test.items[t->eval_idx[s + i]];
             char *resp = decode(t, out + i * max_new, lens[i]);
             float r = score_text(t->eval_reward ? t->eval_reward : t->reward, pb->question, resp,
-                                 out + i * max_new, lens[i], pb->reference);
+                                 out + i * max_new, lens[i], pb->reference, NULL);
             correct += r >= 1.0f;
             if (dump) {
                 fprintf(dump, "{\"index\":%lld,\"reward\":%g,\"reference\":\"",
@@ -761,7 +769,7 @@ static segrl_status score_cb(void *user, int64_t prompt, const int32_t *tokens, 
     const ex_problem *pb = &t->train.items[t->batch_items[prompt]];
     char *resp = decode(t, tokens + prompt_len, n_tokens - prompt_len);
     *out_reward = score_text(t->reward, pb->question, resp, tokens + prompt_len,
-                             n_tokens - prompt_len, pb->reference);
+                             n_tokens - prompt_len, pb->reference, &t->reward_failures);
     free(resp);
     ex_timer_stop(&t->t_score);
     return SEGRL_OK;
@@ -1033,6 +1041,8 @@ static void forward_rows(trainer *t, segrl_model *model, const upd_batch *u, int
 typedef struct upd_stats {
     double loss, pg_loss, kl, entropy, value_loss, clip_lo, clip_hi, dual, approx_kl, grad_norm, lr;
     double tokens, updates, active;
+    double skipped_nonfinite; /* updates skipped: a non-finite loss or loss input */
+    double skipped_grad;      /* updates the optimizer skipped: a non-finite gradient norm */
 } upd_stats;
 
 static segrl_policy_loss_opts loss_opts(const trainer *t) {
@@ -1196,7 +1206,8 @@ static void update(trainer *t, upd_batch *u, upd_stats *st) {
             if (lo.normalizer <= 0) continue; /* nothing to train on */
             CK(segrl_optimizer_zero_grad(t->opt));
             double mloss = 0;
-            for (int64_t r0 = m0; r0 < m1; r0 += micro) {
+            int nonfinite = 0;
+            for (int64_t r0 = m0; r0 < m1 && !nonfinite; r0 += micro) {
                 int64_t r1 = r0 + micro < m1 ? r0 + micro : m1;
                 int64_t w = rows_width(u, r0, r1);
                 segrl_tensor *logp, *ent, *vals = NULL, *ref_logp = NULL;
@@ -1230,9 +1241,22 @@ static void update(trainer *t, upd_batch *u, upd_stats *st) {
                 in.returns = ret;
                 in.mask = msk;
                 in.prob_mask = pm;
-                segrl_tensor *loss;
+                segrl_tensor *loss = NULL;
                 segrl_policy_loss_stats ps;
-                CK(segrl_autograd_policy_loss(&in, &lo, &loss, &ps));
+                /* a non-finite loss input (the loss's content check) or loss skips this update:
+                 * reported, never applied */
+                segrl_status ls = segrl_autograd_policy_loss(&in, &lo, &loss, &ps);
+                if (ls != SEGRL_OK && !strstr(segrl_last_error(), "non-finite"))
+                    die("segrl_autograd_policy_loss: %s: %s", segrl_status_str(ls),
+                        segrl_last_error());
+                if (ls != SEGRL_OK || !isfinite(ps.loss)) {
+                    fprintf(stderr, "update: non-finite loss (%s): update skipped\n",
+                            ls != SEGRL_OK ? segrl_last_error() : "loss value");
+                    nonfinite = 1;
+                    segrl_tensor *fr[] = {loss, logp, ent, vals, ref_logp, old, adv, msk, pm, ov, ret};
+                    for (size_t k = 0; k < sizeof fr / sizeof fr[0]; k++) segrl_tensor_free(fr[k]);
+                    break;
+                }
                 CK(segrl_tensor_backward(loss, NULL));
                 mloss += ps.loss;
                 double nt = ps.num_tokens;
@@ -1248,8 +1272,14 @@ static void update(trainer *t, upd_batch *u, upd_stats *st) {
                 segrl_tensor *fr[] = {loss, logp, ent, vals, ref_logp, old, adv, msk, pm, ov, ret};
                 for (size_t k = 0; k < sizeof fr / sizeof fr[0]; k++) segrl_tensor_free(fr[k]);
             }
+            if (nonfinite) {
+                CK(segrl_optimizer_zero_grad(t->opt)); /* drop what earlier micro-batches added */
+                st->skipped_nonfinite += 1;
+                continue;
+            }
             segrl_step_info info;
             CK(segrl_optimizer_step(t->opt, 1.0, &info));
+            if (info.skipped) st->skipped_grad += 1;
             st->loss += mloss;
             st->grad_norm += info.grad_norm;
             st->lr = info.lr;
@@ -1429,6 +1459,15 @@ static void rl_step(trainer *t, int64_t step, ex_metrics *m) {
     upd_batch u;
     upd_build(&u, train_b, train_b->advantages ? train_b->advantages : tok_adv);
     free(tok_adv);
+    /* fault injection for tests/test-train.sh: a NaN advantage at this step must make the update
+     * skip (and be reported), never be applied */
+    const char *fault = getenv("SEGRL_TRAIN_FAULT_NAN_STEP");
+    if (fault && strtoll(fault, NULL, 10) == step)
+        for (int64_t j = 0; j < u.B * u.W; j++)
+            if (u.lmask[j]) {
+                u.adv[j] = NAN;
+                break;
+            }
     double t_adv = ex_now() - ta;
     /* update (ppo: the value pass and GAE are inside, counted as update time) */
     double tu = ex_now();
@@ -1449,6 +1488,9 @@ static void rl_step(trainer *t, int64_t step, ex_metrics *m) {
     ex_metrics_set(m, "approx_kl", us.approx_kl);
     ex_metrics_set(m, "grad_norm", us.grad_norm);
     ex_metrics_set(m, "lr", us.lr);
+    ex_metrics_set(m, "updates_skipped_nonfinite", us.skipped_nonfinite);
+    ex_metrics_set(m, "updates_skipped_grad", us.skipped_grad);
+    ex_metrics_set(m, "reward_failures", (double)t->reward_failures);
     ex_metrics_set(m, "tokens_per_s", t_gen > 0 ? (double)rs.tokens / t_gen : 0);
     ex_metrics_set(m, "samples", (double)t->samples_total);
     ex_metrics_set(m, "gen_tokens", (double)t->tokens_total);
@@ -1473,9 +1515,10 @@ static void ckpt_save(trainer *t, int64_t step) {
     ex_rng r;
     ex_rng_seed(&r, t->seed);
     snprintf(user, sizeof user,
-             "{\"phase\":\"rl\",\"consumed\":%lld,\"samples\":%lld,\"tokens\":%lld,\"rng\":\"%s\"}",
+             "{\"phase\":\"rl\",\"consumed\":%lld,\"samples\":%lld,\"tokens\":%lld,"
+             "\"reward_failures\":%lld,\"rng\":\"%s\"}",
              (long long)ex_sampler_consumed(&t->rl_sampler), (long long)t->samples_total,
-             (long long)t->tokens_total, ex_rng_save(&r, rng));
+             (long long)t->tokens_total, (long long)t->reward_failures, ex_rng_save(&r, rng));
     CK(segrl_checkpoint_save(root, t->params, t->names, t->n_params, t->opt, step, t->seed, user));
     int64_t keep = ex_config_int(&t->cfg, "ckpt.keep");
     if (keep > 0) CK(segrl_checkpoint_prune(root, keep, NULL));
@@ -1509,6 +1552,7 @@ static int64_t ckpt_resume(trainer *t) {
     ex_sampler_seek(&t->rl_sampler, json_int(info.user_json, "consumed"));
     t->samples_total = json_int(info.user_json, "samples");
     t->tokens_total = json_int(info.user_json, "tokens");
+    t->reward_failures = json_int(info.user_json, "reward_failures");
     segrl_free(info.user_json);
     printf("resume: %s at step %lld (optimizer step %lld)\n", path, (long long)info.step,
            (long long)info.optimizer_step);
