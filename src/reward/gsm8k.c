@@ -123,8 +123,6 @@ static segrl_status gsm8k_score(void *user, const segrl_reward_sample *smp, int6
     return SEGRL_OK;
 }
 
-static void gsm8k_release(void *user) { segrl_free(user); }
-
 segrl_status segrl_reward_gsm8k(const segrl_gsm8k_opts *opts, segrl_reward **out) {
     static const char *fn = "segrl_reward_gsm8k";
     if (!out) return sg_fail(SEGRL_ERR_INVALID, "%s: out: NULL", fn);
@@ -134,12 +132,6 @@ segrl_status segrl_reward_gsm8k(const segrl_gsm8k_opts *opts, segrl_reward **out
     SG_TRY(sg_check_finite_param(fn, "opts->multi_answer_score", o.multi_answer_score));
     if (!(o.tolerance >= 0) || o.tolerance > 1e300)
         return sg_fail(SEGRL_ERR_INVALID, "%s: opts->tolerance: must be finite and >= 0", fn);
-    gsm8k *g = segrl_malloc(sizeof *g);
-    if (!g) return sg_fail(SEGRL_ERR_ALLOC, "%s: out of memory", fn);
-    g->o = o;
-    segrl_reward_impl impl = {SEGRL_REWARD_ABI_VERSION, SEGRL_REWARD_PER_SAMPLE, "gsm8k", g,
-                              gsm8k_score, NULL, gsm8k_release};
-    segrl_status st = rw_new(&impl, RW_KIND_OTHER, out);
-    if (st) segrl_free(g);
-    return st;
+    gsm8k g = {o};
+    return rw_new_copy(fn, "gsm8k", SEGRL_REWARD_PER_SAMPLE, gsm8k_score, &g, sizeof g, out);
 }

@@ -356,7 +356,5 @@ segrl_status segrl_reward_http(const segrl_http_opts *opts, segrl_reward **out) 
     h->url = url;
     segrl_reward_impl impl = {SEGRL_REWARD_ABI_VERSION, 0, "http", h, http_score,
                               o.segments ? http_segments : NULL, http_release};
-    segrl_status st = rw_new(&impl, RW_KIND_OTHER, out);
-    if (st) http_release(h);
-    return st;
+    return rw_new_owned(&impl, RW_KIND_OTHER, out);
 }

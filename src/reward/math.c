@@ -1076,8 +1076,6 @@ static segrl_status math_score(void *user, const segrl_reward_sample *smp, int64
     return SEGRL_OK;
 }
 
-static void math_release(void *user) { segrl_free(user); }
-
 segrl_status segrl_reward_math(const segrl_math_opts *opts, segrl_reward **out) {
     static const char *fn = "segrl_reward_math";
     if (!out) return sg_fail(SEGRL_ERR_INVALID, "%s: out: NULL", fn);
@@ -1087,12 +1085,6 @@ segrl_status segrl_reward_math(const segrl_math_opts *opts, segrl_reward **out) 
     if (!(o.tolerance >= 0) || o.tolerance > 1e300)
         return sg_fail(SEGRL_ERR_INVALID, "%s: opts->tolerance: must be finite and >= 0", fn);
     if (o.tolerance == 0) o.tolerance = 1e-6;
-    mathr *m = segrl_malloc(sizeof *m);
-    if (!m) return sg_fail(SEGRL_ERR_ALLOC, "%s: out of memory", fn);
-    m->o = o;
-    segrl_reward_impl impl = {SEGRL_REWARD_ABI_VERSION, SEGRL_REWARD_PER_SAMPLE, "math", m,
-                              math_score, NULL, math_release};
-    segrl_status st = rw_new(&impl, RW_KIND_OTHER, out);
-    if (st) segrl_free(m);
-    return st;
+    mathr m = {o};
+    return rw_new_copy(fn, "math", SEGRL_REWARD_PER_SAMPLE, math_score, &m, sizeof m, out);
 }

@@ -58,9 +58,8 @@ segrl_status segrl_reward_plugin(const char *path, const char *options_json, seg
     }
     if (!impl.name) impl.name = "plugin";
     segrl_reward *r;
-    st = rw_new(&impl, RW_KIND_OTHER, &r);
+    st = rw_new_owned(&impl, RW_KIND_OTHER, &r);
     if (st) {
-        if (impl.release) impl.release(impl.user);
         dlclose(dl);
         return st;
     }

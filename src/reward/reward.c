@@ -119,6 +119,25 @@ segrl_status rw_new(const segrl_reward_impl *impl, int kind, segrl_reward **out)
     return SEGRL_OK;
 }
 
+segrl_status rw_new_owned(const segrl_reward_impl *impl, int kind, segrl_reward **out) {
+    segrl_status st = rw_new(impl, kind, out);
+    if (st && impl->release) impl->release(impl->user);
+    return st;
+}
+
+static void rw_free_state(void *user) { segrl_free(user); }
+
+segrl_status rw_new_copy(const char *fn, const char *name, uint32_t flags,
+                         segrl_reward_score_fn score, const void *state, size_t size,
+                         segrl_reward **out) {
+    void *copy = segrl_malloc(size);
+    if (!copy) return sg_fail(SEGRL_ERR_ALLOC, "%s: out of memory", fn);
+    memcpy(copy, state, size);
+    segrl_reward_impl impl = {SEGRL_REWARD_ABI_VERSION, flags, name, copy, score, NULL,
+                              rw_free_state};
+    return rw_new_owned(&impl, RW_KIND_OTHER, out);
+}
+
 segrl_status segrl_reward_custom(const segrl_reward_impl *impl, segrl_reward **out) {
     if (!out) return sg_fail(SEGRL_ERR_INVALID, "segrl_reward_custom: out: NULL");
     if (!impl) return sg_fail(SEGRL_ERR_INVALID, "segrl_reward_custom: impl: NULL");

@@ -21,6 +21,17 @@ struct segrl_reward {
 /* Wraps an impl into a new reward (name copied). On failure impl->release is NOT called. */
 segrl_status rw_new(const segrl_reward_impl *impl, int kind, segrl_reward **out);
 
+/* rw_new for a built-in that hands its state over: on failure impl->release(impl->user) is
+ * called (when set), so the caller owns nothing afterwards either way. */
+segrl_status rw_new_owned(const segrl_reward_impl *impl, int kind, segrl_reward **out);
+
+/* A built-in whose state is a plain copy of state[0..size) (freed with segrl_free on release):
+ * copies it and wraps it with `score` and `flags` (no segment scores). `fn` names the
+ * constructor in the "<fn>: out of memory" message. */
+segrl_status rw_new_copy(const char *fn, const char *name, uint32_t flags,
+                         segrl_reward_score_fn score, const void *state, size_t size,
+                         segrl_reward **out);
+
 /* Copies `len` bytes of `s` into a detail text field, truncating with "..." */
 void rw_text(char dst[SEGRL_REWARD_TEXT_MAX], const char *s, size_t len);
 

@@ -97,9 +97,7 @@ segrl_status segrl_reward_format(const char *pattern, const char *flags, float m
     f->miss = miss;
     segrl_reward_impl impl = {SEGRL_REWARD_ABI_VERSION, SEGRL_REWARD_PER_SAMPLE, "format", f,
                               fmt_score, NULL, fmt_release};
-    segrl_status st = rw_new(&impl, RW_KIND_OTHER, out);
-    if (st) fmt_release(f);
-    return st;
+    return rw_new_owned(&impl, RW_KIND_OTHER, out);
 }
 
 // ----------------------------------------------------------------------------
@@ -137,8 +135,6 @@ static segrl_status overlong_score(void *user, const segrl_reward_sample *s, int
     return SEGRL_OK;
 }
 
-static void plain_release(void *user) { segrl_free(user); }
-
 segrl_status segrl_reward_overlong(int64_t max_length, int64_t cache_length, segrl_reward **out) {
     static const char *fn = "segrl_reward_overlong";
     if (!out) return sg_fail(SEGRL_ERR_INVALID, "%s: out: NULL", fn);
@@ -148,15 +144,8 @@ segrl_status segrl_reward_overlong(int64_t max_length, int64_t cache_length, seg
     if (cache_length <= 0 || cache_length > max_length)
         return sg_fail(SEGRL_ERR_INVALID, "%s: cache_length: %lld not in [1, max_length = %lld]",
                        fn, (long long)cache_length, (long long)max_length);
-    overlong *o = segrl_malloc(sizeof *o);
-    if (!o) return sg_fail(SEGRL_ERR_ALLOC, "%s: out of memory", fn);
-    o->max_len = max_length;
-    o->cache = cache_length;
-    segrl_reward_impl impl = {SEGRL_REWARD_ABI_VERSION, SEGRL_REWARD_PER_SAMPLE, "overlong", o,
-                              overlong_score, NULL, plain_release};
-    segrl_status st = rw_new(&impl, RW_KIND_OTHER, out);
-    if (st) segrl_free(o);
-    return st;
+    overlong o = {max_length, cache_length};
+    return rw_new_copy(fn, "overlong", SEGRL_REWARD_PER_SAMPLE, overlong_score, &o, sizeof o, out);
 }
 
 // ----------------------------------------------------------------------------
@@ -258,14 +247,6 @@ segrl_status segrl_reward_repetition(int32_t n, float weight, int32_t min_ngrams
     SG_TRY(sg_check_finite_param(fn, "weight", weight));
     if (min_ngrams < 0)
         return sg_fail(SEGRL_ERR_INVALID, "%s: min_ngrams: %d < 0", fn, min_ngrams);
-    repet *r = segrl_malloc(sizeof *r);
-    if (!r) return sg_fail(SEGRL_ERR_ALLOC, "%s: out of memory", fn);
-    r->n = n;
-    r->weight = weight;
-    r->min_ngrams = min_ngrams;
-    segrl_reward_impl impl = {SEGRL_REWARD_ABI_VERSION, SEGRL_REWARD_PER_SAMPLE, "repetition", r,
-                              repet_score, NULL, plain_release};
-    segrl_status st = rw_new(&impl, RW_KIND_OTHER, out);
-    if (st) segrl_free(r);
-    return st;
+    repet r = {n, min_ngrams, weight};
+    return rw_new_copy(fn, "repetition", SEGRL_REWARD_PER_SAMPLE, repet_score, &r, sizeof r, out);
 }
