@@ -221,6 +221,22 @@ __device__ __forceinline__ void sg_warp_fill(const sg_dgeom &g, float *o, int64_
         if (sg_valid<M>(m, mb + t)) o[ob + t] = a;
 }
 
+/* The span-filling launchers' common part: zeroes every slot of o (as the CPU does), then, when
+ * there are spans, calls launch(tag, dg, cs) with the mask's element type as tag and checks the
+ * launch. `what` names the kernel in the error message. */
+template <typename F>
+static segrl_status sg_span_fill_launch(const sg_geom *g, sg_tok m, const sg_dspans *s, sg_tok o,
+                                        void *stream, const char *what, F &&launch) {
+    cudaStream_t cs = (cudaStream_t)stream;
+    SG_TRY_ST(sg_seg_zero(g, o, cs));
+    if (s->S <= 0 || g->B <= 0) return SEGRL_OK;
+    const sg_dgeom dg = sg_make_dgeom(g);
+    return sg_with_mask(m, [&](auto tag) {
+        launch(tag, dg, cs);
+        return sg_cuda_launched(what);
+    });
+}
+
 template <typename M>
 __global__ void __launch_bounds__(SG_SEG_THREADS)
     sg_seg_scatter_kernel(sg_dgeom g, sg_dspans s, const float *v, const void *m, int64_t rsm,
@@ -246,22 +262,20 @@ __global__ void __launch_bounds__(SG_SEG_THREADS)
 
 segrl_status sg_cuda_seg_scatter(const sg_geom *g, const float *v, sg_tok m, const sg_dspans *s,
                                  int32_t mode, sg_tok o, void *stream) {
-    cudaStream_t cs = (cudaStream_t)stream;
-    SG_TRY_ST(sg_seg_zero(g, o, cs));
-    if (s->S <= 0 || g->B <= 0) return SEGRL_OK;
-    const sg_dgeom dg = sg_make_dgeom(g);
-    return sg_with_mask(m, [&](auto tag) {
-        using M = decltype(tag);
-        sg_seg_scatter_kernel<M><<<sg_warp_grid(s->S), SG_SEG_THREADS, 0, cs>>>(
+    return sg_span_fill_launch(g, m, s, o, stream, "segment scatter kernel",
+                               [&](auto tag, const sg_dgeom &dg, cudaStream_t cs) {
+        sg_seg_scatter_kernel<decltype(tag)><<<sg_warp_grid(s->S), SG_SEG_THREADS, 0, cs>>>(
             dg, *s, v, m.data, m.row_stride, mode, (float *)o.data, o.row_stride);
-        return sg_cuda_launched("segment scatter kernel");
     });
 }
 
-template <typename M>
-__global__ void __launch_bounds__(SG_SEG_THREADS)
-    sg_spo_chain_kernel(sg_dgeom g, sg_dspans s, const float *V, const float *R, const float *V0,
-                        const void *m, int64_t rsm, float *o, int64_t rso, float *oseg) {
+/* SPO-chain and VinePPO: one warp per span k = [st, en) of sequence b, whose spans are
+ * [k0, k1). a = step(k, b, k0, k1, st) is the span's (warp-uniform) advantage: its valid tokens
+ * get a, and ospan[k] = a when ospan is given. step runs on every lane and may fill more. */
+template <typename M, typename Step>
+__device__ __forceinline__ void sg_span_advantages(const sg_dgeom &g, const sg_dspans &s,
+                                                   const void *m, int64_t rsm, float *o,
+                                                   int64_t rso, float *ospan, Step step) {
     const int lane = threadIdx.x & 31;
     int64_t w, nw;
     sg_warp_ids(&w, &nw);
@@ -269,25 +283,31 @@ __global__ void __launch_bounds__(SG_SEG_THREADS)
         const int64_t b = sg_span_row(s, g.B, k);
         const int64_t k0 = sg_ix_at(s.off, s.odt, b), k1 = sg_ix_at(s.off, s.odt, b + 1);
         const int64_t st = sg_ix_at(s.st, s.sdt, k), en = sg_ix_at(s.en, s.edt, k);
+        const float a = step(k, b, k0, k1, st);
+        sg_warp_fill<M>(g, o, rso, m, rsm, b, st, en, a);
+        if (ospan && lane == 0) ospan[k] = a;
+    }
+}
+
+template <typename M>
+__global__ void __launch_bounds__(SG_SEG_THREADS)
+    sg_spo_chain_kernel(sg_dgeom g, sg_dspans s, const float *V, const float *R, const float *V0,
+                        const void *m, int64_t rsm, float *o, int64_t rso, float *oseg) {
+    sg_span_advantages<M>(g, s, m, rsm, o, rso, oseg,
+                          [=](int64_t k, int64_t b, int64_t k0, int64_t k1, int64_t st) {
         const float a = (k + 1 < k1 ? V[k + 1] : R[b]) - V[k];
         if (V0 && k == k0) sg_warp_fill<M>(g, o, rso, m, rsm, b, 0, st, V[k0] - V0[b]);
-        sg_warp_fill<M>(g, o, rso, m, rsm, b, st, en, a);
-        if (oseg && lane == 0) oseg[k] = a;
-    }
+        return a;
+    });
 }
 
 segrl_status sg_cuda_spo_chain(const sg_geom *g, sg_tok m, const sg_dspans *s, const float *V,
                                const float *R, const float *V0, sg_tok o, float *oseg,
                                void *stream) {
-    cudaStream_t cs = (cudaStream_t)stream;
-    SG_TRY_ST(sg_seg_zero(g, o, cs));
-    if (s->S <= 0 || g->B <= 0) return SEGRL_OK;
-    const sg_dgeom dg = sg_make_dgeom(g);
-    return sg_with_mask(m, [&](auto tag) {
-        using M = decltype(tag);
-        sg_spo_chain_kernel<M><<<sg_warp_grid(s->S), SG_SEG_THREADS, 0, cs>>>(
+    return sg_span_fill_launch(g, m, s, o, stream, "SPO-chain kernel",
+                               [&](auto tag, const sg_dgeom &dg, cudaStream_t cs) {
+        sg_spo_chain_kernel<decltype(tag)><<<sg_warp_grid(s->S), SG_SEG_THREADS, 0, cs>>>(
             dg, *s, V, R, V0, m.data, m.row_stride, (float *)o.data, o.row_stride, oseg);
-        return sg_cuda_launched("SPO-chain kernel");
     });
 }
 
@@ -295,33 +315,21 @@ template <typename M>
 __global__ void __launch_bounds__(SG_SEG_THREADS)
     sg_vineppo_kernel(sg_dgeom g, sg_dspans s, const float *r, const float *V, float gamma,
                       const void *m, int64_t rsm, float *o, int64_t rso, float *ostep) {
-    const int lane = threadIdx.x & 31;
-    int64_t w, nw;
-    sg_warp_ids(&w, &nw);
-    for (int64_t k = w; k < s.S; k += nw) {
-        const int64_t b = sg_span_row(s, g.B, k);
-        const int64_t k1 = sg_ix_at(s.off, s.odt, b + 1);
-        const int64_t st = sg_ix_at(s.st, s.sdt, k), en = sg_ix_at(s.en, s.edt, k);
+    sg_span_advantages<M>(g, s, m, rsm, o, rso, ostep,
+                          [=](int64_t k, int64_t, int64_t, int64_t k1, int64_t) {
         const double next = k + 1 < k1 ? (double)V[k + 1] : 0.0;
         /* the CPU's f64 expression, rounded step by step (no fused multiply-add) */
-        const float a = (float)__dsub_rn(__dadd_rn((double)r[k], __dmul_rn((double)gamma, next)),
-                                         (double)V[k]);
-        sg_warp_fill<M>(g, o, rso, m, rsm, b, st, en, a);
-        if (ostep && lane == 0) ostep[k] = a;
-    }
+        return (float)__dsub_rn(__dadd_rn((double)r[k], __dmul_rn((double)gamma, next)),
+                                (double)V[k]);
+    });
 }
 
 segrl_status sg_cuda_vineppo(const sg_geom *g, sg_tok m, const sg_dspans *s, const float *r,
                              const float *V, float gamma, sg_tok o, float *ostep, void *stream) {
-    cudaStream_t cs = (cudaStream_t)stream;
-    SG_TRY_ST(sg_seg_zero(g, o, cs));
-    if (s->S <= 0 || g->B <= 0) return SEGRL_OK;
-    const sg_dgeom dg = sg_make_dgeom(g);
-    return sg_with_mask(m, [&](auto tag) {
-        using M = decltype(tag);
-        sg_vineppo_kernel<M><<<sg_warp_grid(s->S), SG_SEG_THREADS, 0, cs>>>(
+    return sg_span_fill_launch(g, m, s, o, stream, "VinePPO kernel",
+                               [&](auto tag, const sg_dgeom &dg, cudaStream_t cs) {
+        sg_vineppo_kernel<decltype(tag)><<<sg_warp_grid(s->S), SG_SEG_THREADS, 0, cs>>>(
             dg, *s, r, V, gamma, m.data, m.row_stride, (float *)o.data, o.row_stride, ostep);
-        return sg_cuda_launched("VinePPO kernel");
     });
 }
 
