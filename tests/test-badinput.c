@@ -1051,6 +1051,12 @@ static void test_rollout(void) {
     CASE(INV, "stop_ids", segrl_rollout_init(&d, &pr, score_one, NULL, &o_ro));
     d = c, d.n_stop = -1;
     CASE(INV, "n_stop", segrl_rollout_init(&d, &pr, score_one, NULL, &o_ro));
+    d = c, d.seed_scope = 2;
+    CASE(INV, "seed_scope", segrl_rollout_init(&d, &pr, score_one, NULL, &o_ro));
+    d = c, d.prompt_base = -1;
+    CASE(INV, "prompt_base", segrl_rollout_init(&d, &pr, score_one, NULL, &o_ro));
+    d = c, d.prompt_base = INT64_MAX;
+    CASE(INV, "prompt_base", segrl_rollout_init(&d, &pr, score_one, NULL, &o_ro));
     q = pr, q.num_prompts = 0;
     CASE(INV, "num_prompts", segrl_rollout_init(&c, &q, score_one, NULL, &o_ro));
     q = pr, q.offsets = NULL;

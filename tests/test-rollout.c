@@ -11,7 +11,10 @@
  *   3. prefix dedup counts; early-finishing tree children are leaves
  *   4. replay buffer: age limit and per-question cap
  *   5. adaptive Monte Carlo budget vs fixed K on a coin task with known values (MSE printed)
- *   6. bad input, callback failures and allocation failures: clear errors, nothing changed */
+ *   6. bad input, callback failures and allocation failures: clear errors, nothing changed
+ *   7. data-parallel shards: with seed_scope PROMPT and prompt_base, drivers on [0,3) [3,5) [5,7)
+ *      issue each prompt's requests and give its rows exactly as one driver on all 7 does;
+ *      position seeds (the default, checked against the seeds of before) do not */
 #include "segrl/segrl.h"
 #include "harness.h"
 
@@ -771,6 +774,299 @@ static void check_forms(int method, int adaptive) {
 }
 
 // ----------------------------------------------------------------------------
+// data-parallel shards: seed_scope PROMPT + prompt_base
+
+/* 7 prompts of different lengths; question id of global prompt g: 100 + g. */
+static const int64_t P7_OFF[8] = {0, 2, 5, 6, 9, 10, 12, 15};
+static const int32_t P7_TOK[15] = {40, 41, 50, 51, 52, 60, 61, 62, 63, 70, 80, 81, 90, 91, 92};
+static const int64_t P7_QID[7] = {100, 101, 102, 103, 104, 105, 106};
+
+/* Every request a driver issued, with its GLOBAL prompt and round. */
+typedef struct rq_log {
+    int64_t n, ntok;
+    int64_t g[512], round[512], prefix_len[512], prompt_len[512], tok0[512];
+    uint64_t seed[512];
+    int32_t nsamp[512], max_new[512];
+    int32_t tok[65536];
+} rq_log;
+
+typedef struct shard_gen {
+    fake f;
+    int64_t base, round;
+    rq_log *log;
+} shard_gen;
+
+static segrl_status shard_gen_cb(void *user, segrl_rollout *r, const segrl_gen_request *q,
+                                 int64_t n) {
+    shard_gen *s = user;
+    rq_log *L = s->log;
+    for (int64_t i = 0; i < n; i++) {
+        if (L->n >= 512 || L->ntok + q[i].prefix_len > 65536)
+            return segrl_set_error(SEGRL_ERR_INVALID, "shard_gen: log full");
+        int64_t k = L->n++;
+        L->g[k] = s->base + q[i].prompt;
+        L->round[k] = s->round;
+        L->prefix_len[k] = q[i].prefix_len;
+        L->prompt_len[k] = q[i].prompt_len;
+        L->seed[k] = q[i].seed;
+        L->nsamp[k] = q[i].n;
+        L->max_new[k] = q[i].max_new_tokens;
+        L->tok0[k] = L->ntok;
+        memcpy(L->tok + L->ntok, q[i].prefix, (size_t)q[i].prefix_len * sizeof(int32_t));
+        L->ntok += q[i].prefix_len;
+    }
+    s->round++;
+    return gen_cb(&s->f, r, q, n);
+}
+
+/* The reward of a global prompt (the score callback sees local prompt indices). */
+static segrl_status shard_score(void *user, int64_t prompt, const int32_t *tok, int64_t n,
+                                int64_t plen, float *out) {
+    *out = ref_reward(*(const int64_t *)user + prompt, tok + plen, n - plen);
+    return SEGRL_OK;
+}
+
+/* Runs one driver on global prompts [lo, hi). */
+static segrl_rollout *shard_run(const segrl_rollout_config *c0, int64_t lo, int64_t hi,
+                                rq_log *log, int64_t *base) {
+    int64_t off[8];
+    for (int64_t p = lo; p <= hi; p++) off[p - lo] = P7_OFF[p] - P7_OFF[lo];
+    segrl_rollout_prompts pr = {hi - lo, off, P7_TOK + P7_OFF[lo], P7_QID + lo};
+    segrl_rollout_config c = *c0;
+    c.prompt_base = lo;
+    *base = lo;
+    segrl_rollout *r = NULL;
+    segrl_status st = segrl_rollout_init(&c, &pr, shard_score, base, &r);
+    CHECK(st == SEGRL_OK, "shard [%lld, %lld) init: %s", (long long)lo, (long long)hi,
+          segrl_last_error());
+    if (st) return NULL;
+    shard_gen sg = {{1, 6, 50, 2, 0}, lo, 0, log};
+    st = segrl_rollout_run(r, shard_gen_cb, &sg);
+    CHECK(st == SEGRL_OK, "shard [%lld, %lld) run: %s", (long long)lo, (long long)hi,
+          segrl_last_error());
+    if (st) {
+        segrl_rollout_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+/* Requests of global prompt g, in order: a's == b's (round, seed, prefix, n, max_new_tokens). */
+static int64_t requests_differ(const rq_log *a, const rq_log *b, int64_t g) {
+    int64_t i = 0, j = 0, bad = 0;
+    for (;;) {
+        while (i < a->n && a->g[i] != g) i++;
+        while (j < b->n && b->g[j] != g) j++;
+        if (i == a->n || j == b->n) return bad + (i != a->n) + (j != b->n);
+        bad += a->round[i] != b->round[j] || a->seed[i] != b->seed[j] ||
+               a->nsamp[i] != b->nsamp[j] || a->max_new[i] != b->max_new[j] ||
+               a->prompt_len[i] != b->prompt_len[j] || a->prefix_len[i] != b->prefix_len[j] ||
+               memcmp(a->tok + a->tok0[i], b->tok + b->tok0[j],
+                      (size_t)a->prefix_len[i] * sizeof(int32_t)) != 0;
+        i++, j++;
+    }
+}
+
+/* Row x of a == row y of b, bit for bit (prompt ids compared as global ones). */
+static int same_row(const segrl_rollout_batch *a, int64_t x, int64_t abase,
+                    const segrl_rollout_batch *b, int64_t y, int64_t bbase) {
+    int64_t oa = a->offsets[x], ob = b->offsets[y], n = a->offsets[x + 1] - oa;
+    if (b->offsets[y + 1] - ob != n || a->context_len[x] != b->context_len[y] ||
+        a->prompt[x] + abase != b->prompt[y] + bbase || a->question[x] != b->question[y] ||
+        memcmp(&a->rewards[x], &b->rewards[y], sizeof(float)) != 0 ||
+        a->finished[x] != b->finished[y])
+        return 0;
+#define ROW(f) (((a->f == NULL) == (b->f == NULL)) && (!a->f || memcmp(a->f + oa, b->f + ob, (size_t)n * sizeof(*a->f)) == 0))
+    if (!(ROW(tokens) && ROW(logprobs) && ROW(mask) && ROW(advantages) && ROW(prob_mask)))
+        return 0;
+#undef ROW
+    if ((a->num_segments == 0) != (b->num_segments == 0)) return 0;
+    if (a->num_segments == 0) return 1;
+    int64_t sa = a->seg_offsets[x], sb = b->seg_offsets[y], S = a->seg_offsets[x + 1] - sa;
+    if (b->seg_offsets[y + 1] - sb != S) return 0;
+#define SEG(f) (memcmp(a->f + sa, b->f + sb, (size_t)S * sizeof(*a->f)) == 0)
+    return SEG(seg_start) && SEG(seg_end) && SEG(seg_values) && SEG(seg_advantages) &&
+           SEG(seg_mc_count); /* seg_prefix: local ids */
+#undef SEG
+}
+
+static segrl_rollout_config shard_config(int method, int32_t scope) {
+    static int32_t delim = DELIM, stop = EOS;
+    segrl_rollout_config c = segrl_rollout_config_default(method);
+    c.seed_scope = scope;
+    c.group_size = 3;
+    c.max_new_tokens = 20;
+    c.seed = 99;
+    c.stop_ids = &stop;
+    c.n_stop = 1;
+    c.delimiters = &delim;
+    c.n_delimiters = 1;
+    c.cutpoints.tau = 0.5f;
+    c.cutpoints.k = 2;
+    c.mc_samples = 3;
+    c.branching[0] = 3, c.branching[1] = 2, c.branching[2] = 2;
+    c.segment_len[0] = 4, c.segment_len[1] = 4;
+    return c;
+}
+
+/* One driver on the 7 prompts vs drivers on [0, 3), [3, 5), [5, 7). Returns the number of
+ * global prompts whose requests or batch rows differ (0 expected with SEED_PROMPT). */
+static int64_t check_shards(int method, int32_t scope) {
+    static const int64_t cut[4] = {0, 3, 5, 7};
+    const char *name = scope == SEGRL_ROLLOUT_SEED_PROMPT ? "shards (prompt seeds)"
+                                                          : "shards (position seeds)";
+    segrl_rollout_config c = shard_config(method, scope);
+    static rq_log full, part[3];
+    memset(&full, 0, sizeof full);
+    memset(part, 0, sizeof part);
+    int64_t base_full, base[3];
+    segrl_rollout *rf = shard_run(&c, 0, 7, &full, &base_full), *rs[3] = {NULL, NULL, NULL};
+    int ok = rf != NULL;
+    for (int s = 0; s < 3; s++) {
+        rs[s] = shard_run(&c, cut[s], cut[s + 1], &part[s], &base[s]);
+        ok = ok && rs[s];
+    }
+    int64_t differ = -1;
+    if (ok) {
+        segrl_rollout_batch bf, bs[3];
+        segrl_rollout_batch_get(rf, &bf);
+        int64_t rows = 0, max_rank = 0, bad_req = 0, bad_row = 0, bad_order = 0;
+        differ = 0;
+        for (int s = 0; s < 3; s++) {
+            segrl_rollout_batch_get(rs[s], &bs[s]);
+            rows += bs[s].num_seqs;
+            CHECK(bs[s].num_groups == cut[s + 1] - cut[s], "%s method %d: shard %d has %lld "
+                  "groups", name, method, s, (long long)bs[s].num_groups);
+        }
+        for (int64_t g = 0; g < 7; g++) {
+            int s = g < 3 ? 0 : g < 5 ? 1 : 2;
+            int64_t nreq = 0, rank[8] = {0};
+            for (int64_t i = 0; i < full.n; i++)
+                if (full.g[i] == g && full.round[i] < 8 && ++rank[full.round[i]] - 1 > max_rank)
+                    max_rank = rank[full.round[i]] - 1;
+            for (int64_t i = 0; i < full.n; i++) nreq += full.g[i] == g;
+            int64_t dr = requests_differ(&full, &part[s], g);
+            /* this prompt's rows, in order, in both batches */
+            int64_t x = 0, y = 0, dx = 0;
+            for (;;) {
+                while (x < bf.num_seqs && bf.prompt[x] != g) x++;
+                while (y < bs[s].num_seqs && bs[s].prompt[y] + base[s] != g) y++;
+                if (x == bf.num_seqs || y == bs[s].num_seqs) {
+                    dx += (x != bf.num_seqs) + (y != bs[s].num_seqs);
+                    break;
+                }
+                dx += !same_row(&bf, x, 0, &bs[s], y, base[s]);
+                x++, y++;
+            }
+            bad_req += dr;
+            bad_row += dx;
+            differ += dr + dx > 0;
+            if (scope == SEGRL_ROLLOUT_SEED_PROMPT)
+                CHECK(dr == 0 && dx == 0 && nreq > 0, "%s method %d: prompt %lld: %lld requests "
+                      "(of %lld) and %lld rows differ", name, method, (long long)g, (long long)dr,
+                      (long long)nreq, (long long)dx);
+        }
+        /* GROUP / SPO_CHAIN / VINEPPO: the shards' batches concatenate to the full one */
+        if (method != SEGRL_ROLLOUT_SPO_TREE) {
+            int64_t x = 0;
+            for (int s = 0; s < 3; s++)
+                for (int64_t y = 0; y < bs[s].num_seqs; y++, x++)
+                    bad_order += x >= bf.num_seqs || !same_row(&bf, x, 0, &bs[s], y, base[s]);
+            if (scope == SEGRL_ROLLOUT_SEED_PROMPT)
+                CHECK(bad_order == 0, "%s method %d: %lld concatenated rows differ", name, method,
+                      (long long)bad_order);
+        }
+        if (scope == SEGRL_ROLLOUT_SEED_PROMPT)
+            CHECK(rows == bf.num_seqs, "%s method %d: %lld rows in the shards, %lld in one batch",
+                  name, method, (long long)rows, (long long)bf.num_seqs);
+        /* the test must see several requests of one prompt in one round (rank k > 0) */
+        if (method != SEGRL_ROLLOUT_GROUP)
+            CHECK(max_rank > 0, "%s method %d: every prompt has one request per round", name,
+                  method);
+        printf("%s method %d: %lld requests, %lld rows, %lld of 7 prompts differ (%lld "
+               "requests, %lld rows)\n", name, method, (long long)full.n, (long long)bf.num_seqs,
+               (long long)differ, (long long)bad_req, (long long)bad_row);
+    }
+    segrl_rollout_free(rf);
+    for (int s = 0; s < 3; s++) segrl_rollout_free(rs[s]);
+    return differ;
+}
+
+static uint64_t doc_seed_position(uint64_t seed, int64_t round, int64_t i) {
+    return mix(mix(seed ^ mix((uint64_t)round)) + (uint64_t)i);
+}
+
+static uint64_t doc_seed_prompt(uint64_t seed, int64_t round, int64_t g, int64_t k) {
+    return mix(mix(mix(seed ^ mix((uint64_t)round)) ^ mix(~(uint64_t)g)) + (uint64_t)k);
+}
+
+/* Seeds as documented in rollout.h; POSITION (the default) gives the seeds of before. */
+static void check_seed_formulas(void) {
+    /* recorded from the library before seed_scope existed: GROUP, seed 1234, prompts3() */
+    static const uint64_t before[3] = {0xff30e146df168de4ull, 0x2121e6aec44833adull,
+                                       0xd56b22409b8e20d2ull};
+    scorer sc = {0, 0, 0};
+    segrl_rollout_config c = segrl_rollout_config_default(SEGRL_ROLLOUT_GROUP);
+    CHECK(c.seed_scope == SEGRL_ROLLOUT_SEED_POSITION && c.prompt_base == 0,
+          "defaults: seed_scope %d, prompt_base %lld", c.seed_scope, (long long)c.prompt_base);
+    c.seed = 1234;
+    segrl_rollout *r = make(&c, &sc);
+    if (r) {
+        const segrl_gen_request *q;
+        int64_t n = 0;
+        segrl_rollout_pending(r, &q, &n);
+        CHECK(n == 3 && q[0].seed == before[0] && q[1].seed == before[1] &&
+                  q[2].seed == before[2], "default seeds changed");
+        segrl_rollout_free(r);
+    }
+    /* every round of a Monte Carlo method and of a tree, both scopes, prompt_base 5 */
+    for (int m = SEGRL_ROLLOUT_SPO_CHAIN; m <= SEGRL_ROLLOUT_VINEPPO; m++)
+        for (int32_t scope = 0; scope <= 1; scope++) {
+            fake f = {1, 6, 50, 2, 0};
+            c = shard_config(m, scope);
+            c.prompt_base = 5;
+            r = make(&c, &sc);
+            if (!r) continue;
+            int64_t round = 0, bad = 0, nreq = 0;
+            while (!segrl_rollout_done(r)) {
+                const segrl_gen_request *q;
+                int64_t n = 0, rank[3] = {0, 0, 0};
+                segrl_rollout_pending(r, &q, &n);
+                for (int64_t i = 0; i < n; i++) {
+                    uint64_t want = scope == SEGRL_ROLLOUT_SEED_POSITION
+                                        ? doc_seed_position(c.seed, round, i)
+                                        : doc_seed_prompt(c.seed, round, 5 + q[i].prompt,
+                                                          rank[q[i].prompt]++);
+                    bad += q[i].seed != want;
+                    for (int64_t j = 0; j < i; j++) bad += q[j].seed == q[i].seed;
+                    nreq++;
+                }
+                if (gen_cb(&f, r, q, n) || segrl_rollout_advance(r)) {
+                    bad++;
+                    break;
+                }
+                round++;
+            }
+            CHECK(bad == 0 && round >= 2, "seeds method %d scope %d: %lld of %lld differ from "
+                  "the documented formula (or repeat), %lld rounds", m, scope, (long long)bad,
+                  (long long)nreq, (long long)round);
+            segrl_rollout_free(r);
+        }
+}
+
+static void check_data_parallel(void) {
+    check_seed_formulas();
+    for (int m = SEGRL_ROLLOUT_GROUP; m <= SEGRL_ROLLOUT_VINEPPO; m++)
+        check_shards(m, SEGRL_ROLLOUT_SEED_PROMPT);
+    /* position seeds move with the split: the check above can fail */
+    for (int m = SEGRL_ROLLOUT_GROUP; m <= SEGRL_ROLLOUT_VINEPPO; m++) {
+        int64_t d = check_shards(m, SEGRL_ROLLOUT_SEED_POSITION);
+        CHECK(d >= 4, "position seeds, method %d: only %lld of 7 prompts differ between one "
+              "driver and three shards", m, (long long)d);
+    }
+}
+
+// ----------------------------------------------------------------------------
 // replay buffer
 
 /* A hand-made batch: n episodes of 3 tokens (1 context + 2 trained), question q[i], advantage
@@ -1141,6 +1437,26 @@ static void check_bad_init(void) {
     c.max_new_tokens = 8;
     c.n_stop = 2;
     EXPECT_ERR(segrl_rollout_init(&c, &p, score_cb, &sc, &r), "config->stop_ids");
+    c.n_stop = 0;
+    c.seed_scope = 2;
+    EXPECT_ERR(segrl_rollout_init(&c, &p, score_cb, &sc, &r), "config->seed_scope");
+    c.seed_scope = -1;
+    EXPECT_ERR(segrl_rollout_init(&c, &p, score_cb, &sc, &r), "config->seed_scope");
+    c.seed_scope = SEGRL_ROLLOUT_SEED_PROMPT;
+    c.prompt_base = -1;
+    EXPECT_ERR(segrl_rollout_init(&c, &p, score_cb, &sc, &r), "config->prompt_base");
+    c.prompt_base = INT64_MAX - 2; /* + 3 prompts overflows */
+    EXPECT_ERR(segrl_rollout_init(&c, &p, score_cb, &sc, &r), "config->prompt_base");
+    c.prompt_base = INT64_MAX - 3; /* the last prompt is INT64_MAX - 1: fine */
+    {
+        segrl_rollout *ok = NULL;
+        CHECK(segrl_rollout_init(&c, &p, score_cb, &sc, &ok) == SEGRL_OK && ok,
+              "prompt_base INT64_MAX - 3: %s", segrl_last_error());
+        segrl_rollout_free(ok);
+    }
+    c = segrl_rollout_config_default(SEGRL_ROLLOUT_GROUP);
+    c.group_size = 2;
+    c.max_new_tokens = 8;
     c = segrl_rollout_config_default(SEGRL_ROLLOUT_SPO_CHAIN);
     c.mc_samples = 0;
     EXPECT_ERR(segrl_rollout_init(&c, &p, score_cb, &sc, &r), "config->mc_samples");
@@ -1389,6 +1705,7 @@ int main(void) {
     for (int m = SEGRL_ROLLOUT_GROUP; m <= SEGRL_ROLLOUT_VINEPPO; m++) check_forms(m, 0);
     check_forms(SEGRL_ROLLOUT_SPO_CHAIN, 1);
     check_forms(SEGRL_ROLLOUT_VINEPPO, 1);
+    check_data_parallel();
     check_replay();
     check_bad_init();
     check_bad_driving();

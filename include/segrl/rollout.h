@@ -26,7 +26,37 @@
  *       }
  *
  * Every request carries a seed derived from the driver's seed, the round and the request's
- * position, so a deterministic generator gives the same batch whichever form drives it.
+ * position (config.seed_scope POSITION, the default) or its global prompt and rank
+ * (SEED_PROMPT), so a deterministic generator gives the same batch whichever form drives it.
+ *
+ * ---------------------------------------------------------------------------------------------
+ * Data-parallel shards (docs/rollout.md)
+ *
+ * A trainer that splits a global batch of P prompts into contiguous slices, one driver per
+ * process, gets the SAME requests for each prompt (seed, prefix tokens, n, max_new_tokens)
+ * under any split when every driver has seed_scope = SEGRL_ROLLOUT_SEED_PROMPT, the same seed
+ * and the rest of the config, and prompt_base = the global index of its first prompt. With a
+ * generator whose samples depend only on (prefix, seed, sample index) and a score callback that
+ * depends only on the global prompt and the tokens, each prompt's rows of the batch are then
+ * identical too. This holds for GROUP, SPO_CHAIN / VINEPPO with fixed K (mc_adaptive 0) and
+ * SPO_TREE: their rounds are numbered alike in every shard (0: trajectories or tree level 0;
+ * 1: the Monte Carlo round or level 1; ...), and all values and advantages the driver computes
+ * are per sequence, per distinct prefix of one prompt or per tree (no batch-wide statistic).
+ * What is NOT shard-invariant, and what a data-parallel caller does about it:
+ *   - mc_adaptive = 1: the budget K x U is shared among the driver's OWN prefixes (and the
+ *     number of rounds follows), so values change with the split. Use fixed K, or accept it.
+ *   - Indices are local to the driver: segrl_gen_request.prompt, the score callback's prompt,
+ *     batch.prompt (the group id), batch.num_groups (= P_local), tree node ids, prefix_id /
+ *     parent_id and batch.seg_prefix. Global prompt = prompt_base + prompt (or pass global
+ *     question_ids and use batch.question). A score callback must map a local prompt to its
+ *     global data itself.
+ *   - SPO_TREE batch rows are in node order, level by level across the driver's prompts, so
+ *     concatenating the shards' batches permutes the rows of the one-process batch (each
+ *     prompt's rows keep their order). GROUP / SPO_CHAIN / VINEPPO rows are prompt-major: the
+ *     shards' batches concatenate to the one-process batch.
+ *   - Statistics over the whole batch are the caller's: estimators applied to a GROUP batch
+ *     that normalize batch-wide (REINFORCE++ whitening, segrl_whiten without group ids), loss
+ *     normalizations by the global token count, segrl_rollout_stats (sum them; rounds: max).
  *
  * Tokens are int32 ids. Prompts are given packed (offsets + tokens) and copied. Sequences in
  * the output batch are FULL sequences (prompt, then generated tokens) in the packed layout of
@@ -72,7 +102,7 @@ typedef struct segrl_gen_request {
     int64_t prompt_len;     /* the first prompt_len tokens of prefix are the prompt */
     int32_t n;              /* number of independent continuations to sample (>= 1) */
     int32_t max_new_tokens; /* at most this many new tokens per continuation (>= 1) */
-    uint64_t seed;          /* deterministic seed for this request */
+    uint64_t seed;          /* deterministic seed for this request (config.seed_scope) */
     const int32_t *stop;    /* stop token ids (the driver's config), n_stop of them; a sample */
     int32_t n_stop;         /* that ends with one of them (or EOS) is "finished" */
 } segrl_gen_request;
@@ -117,6 +147,19 @@ typedef enum segrl_mc_rule {
     /* the widest Wilson interval, w(p, n) (measured worse than fixed K; kept for comparison) */
     SEGRL_MC_RULE_WIDEST = 1,
 } segrl_mc_rule;
+
+/* What a request's seed derives from (besides config.seed and the round number r).
+ *   POSITION: seed = mix(mix(seed ^ mix(r)) + i), i = the request's position in the round
+ *   PROMPT:   seed = mix(mix(mix(seed ^ mix(r)) ^ mix(~g)) + k), g = prompt_base + prompt, k =
+ *             the request's rank among the round's requests for that prompt (0, 1, ...)
+ * (mix: the splitmix64 finalizer.) See "Data-parallel shards" at the top of this file. */
+typedef enum segrl_rollout_seed_scope {
+    SEGRL_ROLLOUT_SEED_POSITION = 0, /* default: the request's position in its round (the
+                                        behaviour so far) */
+    SEGRL_ROLLOUT_SEED_PROMPT = 1,   /* the request's GLOBAL prompt (prompt_base + p) and its
+                                        rank among that prompt's requests in the round: the same
+                                        under any split of the batch into shards */
+} segrl_rollout_seed_scope;
 
 #define SEGRL_ROLLOUT_MAX_LEVELS 16
 
@@ -164,6 +207,11 @@ typedef struct segrl_rollout_config {
     int32_t tree_value;                    /* segrl_tree_value; default CHILD_MEAN (SPO code) */
     segrl_tree_adv_opts tree_adv;          /* default: segrl_tree_adv_opts_default() */
     segrl_tree_episode_opts tree_episodes; /* default: EDGE with the ancestors as context */
+
+    /* data-parallel shards */
+    int32_t seed_scope;  /* segrl_rollout_seed_scope; default POSITION */
+    int64_t prompt_base; /* global index of this driver's first prompt (SEED_PROMPT); default 0;
+                            >= 0, and prompt_base + num_prompts must fit in int64 */
 } segrl_rollout_config;
 
 /* Defaults for `method` (values above). */

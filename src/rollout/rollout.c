@@ -91,6 +91,8 @@ segrl_rollout_config segrl_rollout_config_default(int32_t method) {
     c.tree_value = SEGRL_TREE_VALUE_CHILD_MEAN;
     c.tree_adv = segrl_tree_adv_opts_default();
     c.tree_episodes = segrl_tree_episode_opts_default();
+    c.seed_scope = SEGRL_ROLLOUT_SEED_POSITION;
+    c.prompt_base = 0;
     return c;
 }
 
@@ -108,6 +110,12 @@ static segrl_status check_config(const char *fn, const segrl_rollout_config *c) 
     if (c->max_new_tokens < 1)
         return sg_fail(SEGRL_ERR_INVALID, "%s: config->max_new_tokens: must be >= 1, got %d", fn,
                        c->max_new_tokens);
+    if (c->seed_scope != SEGRL_ROLLOUT_SEED_POSITION && c->seed_scope != SEGRL_ROLLOUT_SEED_PROMPT)
+        return sg_fail(SEGRL_ERR_INVALID, "%s: config->seed_scope: unknown scope %d", fn,
+                       c->seed_scope);
+    if (c->prompt_base < 0)
+        return sg_fail(SEGRL_ERR_INVALID, "%s: config->prompt_base: must be >= 0, got %lld", fn,
+                       (long long)c->prompt_base);
     if (c->n_stop < 0 || (c->n_stop > 0 && !c->stop_ids))
         return sg_fail(SEGRL_ERR_INVALID, "%s: config->stop_ids: NULL with n_stop = %d", fn,
                        c->n_stop);
@@ -244,8 +252,34 @@ static segrl_status round_new(ro_round *rd, int64_t n, const char *fn) {
     return SEGRL_OK;
 }
 
-/* After every req[i].n is set: the sample slots. */
-static segrl_status round_slots(ro_round *rd, const char *fn) {
+/* Request seeds (rollout.h, segrl_rollout_seed_scope), after every req[i].prompt is set.
+ *   POSITION: ro_mix(ro_mix(seed ^ ro_mix(round)) + i), i the request's position in the round
+ *   PROMPT:   h0 = ro_mix(seed ^ ro_mix(round)); h1 = ro_mix(h0 ^ ro_mix(~g)); ro_mix(h1 + k)
+ *             g = prompt_base + prompt (the global prompt), k = the number of EARLIER requests
+ *             of the same prompt in this round (counted, so it holds whatever the order). */
+static segrl_status round_seeds(const segrl_rollout *r, ro_round *rd, int64_t round,
+                                const char *fn) {
+    uint64_t h0 = ro_mix(r->cfg.seed ^ ro_mix((uint64_t)round));
+    if (r->cfg.seed_scope == SEGRL_ROLLOUT_SEED_POSITION) {
+        for (int64_t i = 0; i < rd->n; i++) rd->req[i].seed = ro_mix(h0 + (uint64_t)i);
+        return SEGRL_OK;
+    }
+    int64_t *seen = ro_zalloc(r->P, sizeof(int64_t));
+    if (!seen) return oom(fn, "request seeds");
+    for (int64_t i = 0; i < rd->n; i++) {
+        segrl_gen_request *q = &rd->req[i];
+        uint64_t g = (uint64_t)(r->cfg.prompt_base + q->prompt);
+        uint64_t k = (uint64_t)seen[q->prompt]++;
+        q->seed = ro_mix(ro_mix(h0 ^ ro_mix(~g)) + k);
+    }
+    segrl_free(seen);
+    return SEGRL_OK;
+}
+
+/* After every req[i] is filled in (but its seed): the seeds and the sample slots. */
+static segrl_status round_slots(const segrl_rollout *r, ro_round *rd, int64_t round,
+                                const char *fn) {
+    SG_TRY(round_seeds(r, rd, round, fn));
     rd->slot0 = ro_zalloc(rd->n + 1, sizeof(int64_t));
     if (!rd->slot0) return oom(fn, "request slots");
     for (int64_t i = 0; i < rd->n; i++) rd->slot0[i + 1] = rd->slot0[i] + rd->req[i].n;
@@ -258,13 +292,8 @@ static segrl_status round_slots(ro_round *rd, const char *fn) {
     return SEGRL_OK;
 }
 
-static uint64_t req_seed(const segrl_rollout *r, int64_t round, int64_t i) {
-    return ro_mix(ro_mix(r->cfg.seed ^ ro_mix((uint64_t)round)) + (uint64_t)i);
-}
-
-static void req_common(const segrl_rollout *r, segrl_gen_request *q, int64_t i, int64_t round) {
+static void req_common(const segrl_rollout *r, segrl_gen_request *q, int64_t i) {
     q->index = i;
-    q->seed = req_seed(r, round, i);
     q->stop = r->stop;
     q->n_stop = r->cfg.n_stop;
     q->parent_id = -1;
@@ -371,7 +400,7 @@ static segrl_status mc_plan(const segrl_rollout *r, const ro_batch *b, const int
     for (int64_t u = 0; u < U; u++) {
         if (add[u] <= 0) continue;
         segrl_gen_request *q = &rd.req[i];
-        req_common(r, q, i, round);
+        req_common(r, q, i);
         int64_t s = u_seq[u];
         q->prompt = b->prompt[s];
         q->prefix_id = r->P + u;
@@ -383,7 +412,7 @@ static segrl_status mc_plan(const segrl_rollout *r, const ro_batch *b, const int
         rd.key[i] = u;
         i++;
     }
-    segrl_status st = round_slots(&rd, fn);
+    segrl_status st = round_slots(r, &rd, round, fn);
     if (st) {
         round_free(&rd);
         return st;
@@ -750,7 +779,7 @@ static segrl_status tree_plan(const segrl_rollout *r, int64_t lo, int64_t hi, in
     for (int64_t x = lo; x < hi; x++) {
         if (TU8(r->t_leaf)[x]) continue;
         segrl_gen_request *q = &rd.req[i];
-        req_common(r, q, i, round);
+        req_common(r, q, i);
         int64_t len = tree_path(r, x, rd.tok + at);
         int64_t p = T64(r->t_prompt)[x];
         q->prompt = p;
@@ -767,7 +796,7 @@ static segrl_status tree_plan(const segrl_rollout *r, int64_t lo, int64_t hi, in
         at += len;
         i++;
     }
-    segrl_status st = round_slots(&rd, fn);
+    segrl_status st = round_slots(r, &rd, round, fn);
     if (st) {
         round_free(&rd);
         return st;
@@ -1012,6 +1041,9 @@ segrl_status segrl_rollout_init(const segrl_rollout_config *config,
     if (!score) return sg_fail(SEGRL_ERR_INVALID, "%s: score: is NULL", fn);
     if (!out) return sg_fail(SEGRL_ERR_INVALID, "%s: out: is NULL", fn);
     int64_t P = prompts->num_prompts, NP = prompts->offsets[P];
+    if (config->prompt_base > INT64_MAX - P)
+        return sg_fail(SEGRL_ERR_INVALID, "%s: config->prompt_base: %lld + %lld prompts overflows "
+                       "int64", fn, (long long)config->prompt_base, (long long)P);
     if (config->method != SEGRL_ROLLOUT_SPO_TREE && P > RO_MAX_SAMPLES / config->group_size)
         return sg_fail(SEGRL_ERR_INVALID, "%s: prompts->num_prompts: %lld prompts x group_size %d "
                        "is more than %lld samples", fn, (long long)P, config->group_size,
@@ -1051,7 +1083,7 @@ segrl_status segrl_rollout_init(const segrl_rollout_config *config,
         if (st) goto fail;
         for (int64_t p = 0; p < P; p++) {
             segrl_gen_request *q = &r->rd.req[p];
-            req_common(r, q, p, 0);
+            req_common(r, q, p);
             q->prompt = p;
             q->prefix_id = p;
             q->prefix = r->p_tok + r->p_off[p];
@@ -1060,7 +1092,7 @@ segrl_status segrl_rollout_init(const segrl_rollout_config *config,
             q->max_new_tokens = config->max_new_tokens;
             r->rd.key[p] = p;
         }
-        st = round_slots(&r->rd, fn);
+        st = round_slots(r, &r->rd, 0, fn);
         if (st) goto fail;
     }
     commit_round_stats(r);
