@@ -188,6 +188,31 @@ static void test_autograd_flags(void) {
     OK(segrl_tensor_to_host(g, got, sizeof got));
     CHECK(got[0] == 0 && got[2] == 0, "zero_grad");
     segrl_tensor_free(g);
+    /* set_grad: a given gradient is shared, later backward passes accumulate into it */
+    {
+        float gv[4] = {10, 20, 30, 40};
+        int64_t s4[1] = {4};
+        segrl_tensor *ng, *bad, *g2;
+        OK(segrl_tensor_from_host(gv, SEGRL_DTYPE_F32, 1, s4, segrl_cpu(), &ng));
+        OK(segrl_tensor_set_grad(t, ng));
+        OK(segrl_tensor_backward(t, gt));
+        OK(segrl_tensor_to_host(ng, got, sizeof got));
+        CHECK(got[0] == 10 + gin[0] && got[3] == 40 + gin[3], "set_grad shares memory: %g %g",
+              (double)got[0], (double)got[3]);
+        OK(segrl_tensor_set_grad(t, NULL));
+        OK(segrl_tensor_grad(t, &g2));
+        CHECK(g2 == NULL, "set_grad(NULL) drops the gradient");
+        int64_t s3[1] = {3};
+        OK(segrl_tensor_zeros(SEGRL_DTYPE_F32, 1, s3, segrl_cpu(), &bad));
+        CHECK(segrl_tensor_set_grad(t, bad) == SEGRL_ERR_INVALID &&
+                  strstr(segrl_last_error(), "grad: shape"),
+              "set_grad shape mismatch: %s", segrl_last_error());
+        CHECK(segrl_tensor_set_grad(bad, ng) == SEGRL_ERR_INVALID &&
+                  strstr(segrl_last_error(), "t: does not require"),
+              "set_grad on a tensor without gradients: %s", segrl_last_error());
+        segrl_tensor_free(bad);
+        segrl_tensor_free(ng);
+    }
     CHECK(segrl_tensor_backward(t, NULL) == SEGRL_ERR_INVALID &&
               strstr(segrl_last_error(), "one-element"),
           "backward without grad on 4 elements: %s", segrl_last_error());

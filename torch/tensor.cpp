@@ -380,6 +380,31 @@ extern "C" segrl_status segrl_tensor_zero_grad(segrl_tensor *t) {
     SEGRL_TORCH_CATCH
 }
 
+extern "C" segrl_status segrl_tensor_set_grad(segrl_tensor *t, const segrl_tensor *grad) {
+    SEGRL_TORCH_TRY("segrl_tensor_set_grad") {
+        const char *fn = segrl_torch_fn_;
+        NEED(t, fn, "t");
+        if (!t->t.requires_grad())
+            return segrl_set_error(SEGRL_ERR_INVALID, "%s: t: does not require gradients", fn);
+        if (!grad) {
+            t->t.mutable_grad().reset();
+            return SEGRL_OK;
+        }
+        const at::Tensor &g = grad->t;
+        if (g.sizes() != t->t.sizes())
+            return segrl_set_error(SEGRL_ERR_INVALID, "%s: grad: shape differs from t's", fn);
+        if (g.scalar_type() != t->t.scalar_type())
+            return segrl_set_error(SEGRL_ERR_INVALID, "%s: grad: dtype %s, t is %s", fn,
+                                   c10::toString(g.scalar_type()),
+                                   c10::toString(t->t.scalar_type()));
+        if (g.device() != t->t.device())
+            return segrl_set_error(SEGRL_ERR_INVALID, "%s: grad: on another device than t", fn);
+        t->t.mutable_grad() = g.detach();
+        return SEGRL_OK;
+    }
+    SEGRL_TORCH_CATCH
+}
+
 extern "C" segrl_status segrl_set_grad_enabled(int32_t enabled, int32_t *out_previous) {
     SEGRL_TORCH_TRY("segrl_set_grad_enabled") {
         int32_t prev = at::GradMode::is_enabled() ? 1 : 0;

@@ -26,6 +26,9 @@
 #include <segrl/torch.h>
 #include <segrl/train.h>
 #include <segrl/likelihood.h>
+#ifdef SEGRL_TRAINER_DIST
+#include <segrl/dist.h>
+#endif
 
 #include <errno.h>
 #include <math.h>
@@ -44,16 +47,25 @@ extern void openblas_set_num_threads(int n) __attribute__((weak));
 // errors
 
 static const char *g_program = "trainer";
+static int g_rank = 0; /* this process's rank (data parallelism), for messages */
+#ifdef SEGRL_TRAINER_DIST
+static segrl_comm *g_comm; /* ended with the job by die() when there are several processes */
+#endif
 
 static void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 static void die(const char *fmt, ...) {
     va_list ap;
     fflush(stdout);
     fprintf(stderr, "%s: ", g_program);
+    if (g_rank > 0) fprintf(stderr, "rank %d: ", g_rank);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
+#ifdef SEGRL_TRAINER_DIST
+    /* the other processes would otherwise wait in their next collective until its timeout */
+    if (g_comm && segrl_comm_size(g_comm) > 1) segrl_comm_abort(g_comm, 1);
+#endif
     exit(1);
 }
 
@@ -97,6 +109,9 @@ static const ex_cfg_key extra_keys[] = {
     {"algo.micro_batch", EX_CFG_INT, "0", NULL, 0, 1e9, "sequences per forward/backward (gradients accumulate over a minibatch; 0: the whole minibatch)"},
     {"eval.batch", EX_CFG_INT, "100", NULL, 1, 1e6, "prompts per greedy-evaluation batch"},
     {"eval.seed", EX_CFG_INT, "0", NULL, 0, 9e15, "which test problems eval.size picks (0: the first eval.size)"},
+    {"dist.timeout_s", EX_CFG_FLOAT, "300", NULL, 1e-3, 1e7, "data parallelism (mpirun / torchrun-style launch): seconds a collective waits for the other processes before the run stops with an error"},
+    {"dist.bucket_mb", EX_CFG_FLOAT, "25", NULL, 1e-3, 1e5, "data parallelism: gradients are all-reduced in f32 buckets of this many MiB"},
+    {"dist.log_all_ranks", EX_CFG_BOOL, "false", NULL, 0, 0, "data parallelism: every process prints its log (default: only rank 0)"},
 };
 
 static ex_cfg_key *g_schema;
@@ -118,6 +133,12 @@ static const ex_cfg_key *trainer_schema(int32_t *out_n) {
             if (!last_of_section) continue;
             for (int32_t j = 0; j < n1; j++)
                 if (strncmp(extra_keys[j].key, k0[i].key, sl + 1) == 0) g_schema[o++] = extra_keys[j];
+        }
+        /* extra keys of a section the common table does not have go last */
+        for (int32_t j = 0; j < n1; j++) {
+            int placed = 0;
+            for (int32_t i = 0; i < o && !placed; i++) placed = g_schema[i].key == extra_keys[j].key;
+            if (!placed) g_schema[o++] = extra_keys[j];
         }
         g_schema_n = o;
     }
@@ -179,7 +200,17 @@ typedef struct trainer {
     ex_timer t_score;
     int64_t gen_tokens_step;
     ex_progress prog;
+
+    /* data parallelism (a world of one without a launcher) */
+    int32_t rank, world;
+    int64_t batch_base; /* global index of this rank's first prompt in the current RL batch */
+    int64_t reward_failures_step; /* this rank's failures in the current step */
+#ifdef SEGRL_TRAINER_DIST
+    segrl_comm *comm;
+#endif
 } trainer;
+
+static void dist_barrier(trainer *t);
 
 static uint64_t mix64(uint64_t a, uint64_t b) {
     uint64_t s = a ^ (b * 0x9E3779B97F4A7C15ull);
@@ -492,7 +523,12 @@ static segrl_adamw_config adamw_from_config(const trainer *t, double lr, int sft
     return a;
 }
 
+/* Rank 0 writes; the others wait until the directory is complete (they may read it next). */
 static void save_model(trainer *t, const char *dir) {
+    if (t->rank != 0) {
+        dist_barrier(t);
+        return;
+    }
     CK(segrl_model_save(t->model, dir));
     char a[4096], b[4096];
     const char *path = ex_config_str(&t->cfg, "model.path");
@@ -500,6 +536,13 @@ static void save_model(trainer *t, const char *dir) {
     else path_join(a, sizeof a, t->out_dir, "tokenizer.json");
     path_join(b, sizeof b, dir, "tokenizer.json");
     if (strcmp(a, b) != 0) copy_file(a, b);
+    dist_barrier(t);
+}
+
+/* Where a metrics file goes: <output_dir>/name on rank 0, nowhere on the others. */
+static void metrics_path(const trainer *t, const char *name, char *buf, size_t cap) {
+    if (t->rank == 0) path_join(buf, cap, t->out_dir, name);
+    else snprintf(buf, cap, "/dev/null");
 }
 
 // ----------------------------------------------------------------------------
@@ -515,6 +558,204 @@ static segrl_tensor *tensor(const void *data, segrl_dtype dt, int64_t rows, int6
 
 static void to_host(const segrl_tensor *x, void *dst, size_t bytes) {
     CK(segrl_tensor_to_host(x, dst, bytes));
+}
+
+// ----------------------------------------------------------------------------
+// data parallelism
+//
+// Under mpirun or a torchrun-style launch (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT) the run is
+// data-parallel over W processes through libsegrl_dist: every process holds the whole model and
+// optimizer. Each step's global batch is the same list on every rank (the samplers are seeded
+// alike) and is cut into contiguous slices — of prompts for RL (with their whole groups, trees or
+// chains), of rows for the warm-up, of problems for the evaluation. Each rank generates, scores
+// and backpropagates its slice; loss normalizers, group statistics and batch whitening are taken
+// over the global batch; the gradients are summed over the ranks (bucketed all-reduce) and every
+// rank takes the same optimizer step. W processes thus make the update one process makes with
+// the same global batch (to floating-point rounding; tests/test-train-dist.sh). Rank 0 alone
+// writes metrics, evaluations, checkpoints and models. docs/distributed.md.
+
+/* The slice [lo, hi) of n items that belongs to this rank (uneven when W does not divide n). */
+static void rank_slice(const trainer *t, int64_t n, int64_t *lo, int64_t *hi) {
+    *lo = n * t->rank / t->world;
+    *hi = n * (t->rank + 1) / t->world;
+}
+
+/* x[0..n) summed (or the maximum taken) over the ranks, in place. */
+static void dist_reduce(trainer *t, double *x, int64_t n, int max) {
+#ifdef SEGRL_TRAINER_DIST
+    if (t->world > 1 && n > 0) {
+        segrl_view v = segrl_view_1d(x, SEGRL_DTYPE_F64, segrl_cpu(), n);
+        CK(segrl_comm_allreduce(t->comm, v, max ? SEGRL_REDUCE_MAX : SEGRL_REDUCE_SUM, NULL, v));
+    }
+#else
+    (void)t, (void)x, (void)n, (void)max;
+#endif
+}
+
+static void dist_barrier(trainer *t) {
+#ifdef SEGRL_TRAINER_DIST
+    if (t->world > 1) CK(segrl_comm_barrier(t->comm));
+#else
+    (void)t;
+#endif
+}
+
+/* Every rank's bytes, concatenated in rank order (rank 0 writes them out); *n: the total. */
+static char *dist_gather_bytes(trainer *t, const char *b, size_t nb, size_t *n) {
+    double tot = (double)nb;
+    dist_reduce(t, &tot, 1, 0);
+    char *all = xcalloc((size_t)tot + 1, 1);
+    if (t->world == 1) {
+        memcpy(all, b, nb);
+    } else {
+#ifdef SEGRL_TRAINER_DIST
+        segrl_view x = segrl_view_1d((void *)b, SEGRL_DTYPE_U8, segrl_cpu(), (int64_t)nb);
+        segrl_view o = segrl_view_1d(all, SEGRL_DTYPE_U8, segrl_cpu(), (int64_t)tot);
+        CK(segrl_comm_allgatherv(t->comm, x, NULL, o, NULL));
+#endif
+    }
+    *n = (size_t)tot;
+    return all;
+}
+
+#ifdef SEGRL_TRAINER_DIST
+static float bf16_to_f32(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static uint16_t f32_to_bf16(float f) { /* round to nearest even; NaN stays NaN */
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+typedef struct grad_piece {
+    void *data; /* the gradient's memory */
+    int32_t dtype;
+    int64_t start, count, at; /* elements [start, start + count) sit at bucket[at] */
+} grad_piece;
+
+/* All-reduces bucket[0, used) and copies each piece back into its gradient. */
+static void bucket_flush(trainer *t, float *bucket, int64_t used, grad_piece *pc, int64_t *npc) {
+    segrl_view v = segrl_view_1d(bucket, SEGRL_DTYPE_F32, segrl_cpu(), used);
+    CK(segrl_comm_allreduce(t->comm, v, SEGRL_REDUCE_SUM, NULL, v));
+    for (int64_t k = 0; k < *npc; k++) {
+        const grad_piece *g = &pc[k];
+        if (g->dtype == SEGRL_DTYPE_F32)
+            memcpy((float *)g->data + g->start, bucket + g->at, (size_t)g->count * sizeof(float));
+        else
+            for (int64_t e = 0; e < g->count; e++)
+                ((uint16_t *)g->data)[g->start + e] = f32_to_bf16(bucket[g->at + e]);
+    }
+    *npc = 0;
+}
+#endif
+
+/* Sums the parameters' gradients over the ranks (each rank's loss is already divided by the
+ * global normalizer, so the sum is the global batch's gradient). A parameter with a gradient on
+ * some rank gets a zero gradient where it has none first; one without a gradient anywhere keeps
+ * none (the optimizer skips it, as in one process). CPU: the gradients are packed into f32
+ * buckets of dist.bucket_mb and each bucket is one all-reduce (MPI, or the TCP star); CUDA: one
+ * NCCL all-reduce per gradient, queued on the default stream, then waited for. The all-reduce
+ * follows the last backward of the minibatch: the bridge exposes no per-gradient hooks, so it
+ * does not overlap the backward pass. */
+static void grads_allreduce(trainer *t) {
+#ifdef SEGRL_TRAINER_DIST
+    if (t->world <= 1) return;
+    int64_t n = t->n_params;
+    segrl_tensor **g = xcalloc((size_t)n, sizeof *g);
+    double *has = xcalloc((size_t)n, sizeof *has);
+    for (int64_t i = 0; i < n; i++) {
+        CK(segrl_tensor_grad(t->params[i], &g[i]));
+        has[i] = g[i] != NULL;
+    }
+    dist_reduce(t, has, n, 1);
+    int64_t total = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (!has[i]) continue;
+        if (!g[i]) {
+            int64_t sh[8];
+            int32_t nd;
+            segrl_dtype dt;
+            CK(segrl_tensor_shape(t->params[i], 8, sh, &nd));
+            CK(segrl_tensor_dtype(t->params[i], &dt));
+            CK(segrl_tensor_zeros(dt, nd, sh, t->device, &g[i]));
+            CK(segrl_tensor_set_grad(t->params[i], g[i]));
+        }
+        int64_t k;
+        CK(segrl_tensor_numel(g[i], &k));
+        total += k;
+    }
+    if (t->device.type != SEGRL_DEVICE_CPU) {
+        for (int64_t i = 0; i < n; i++) {
+            if (!has[i]) continue;
+            segrl_view v;
+            CK(segrl_tensor_view(g[i], &v));
+            CK(segrl_comm_allreduce(t->comm, v, SEGRL_REDUCE_SUM, NULL, v));
+        }
+        CK(segrl_comm_wait(t->comm, NULL));
+    } else {
+        int64_t cap = (int64_t)(ex_config_float(&t->cfg, "dist.bucket_mb") * 1048576.0 / 4.0);
+        if (cap < 1024) cap = 1024;
+        if (cap > total) cap = total > 0 ? total : 1;
+        float *bucket = xcalloc((size_t)cap, sizeof *bucket);
+        grad_piece *pc = xcalloc((size_t)(n + total / cap + 2), sizeof *pc);
+        int64_t npc = 0, used = 0;
+        for (int64_t i = 0; i < n; i++) {
+            if (!has[i]) continue;
+            segrl_view v;
+            CK(segrl_tensor_view(g[i], &v));
+            if (v.dtype != SEGRL_DTYPE_F32 && v.dtype != SEGRL_DTYPE_BF16)
+                die("gradient all-reduce: parameter %s has dtype %d (f32 or bf16 expected)",
+                    t->names[i], v.dtype);
+            int64_t k;
+            CK(segrl_tensor_numel(g[i], &k));
+            for (int64_t done = 0; done < k;) {
+                int64_t take = k - done < cap - used ? k - done : cap - used;
+                if (v.dtype == SEGRL_DTYPE_F32)
+                    memcpy(bucket + used, (float *)v.data + done, (size_t)take * sizeof(float));
+                else
+                    for (int64_t e = 0; e < take; e++)
+                        bucket[used + e] = bf16_to_f32(((uint16_t *)v.data)[done + e]);
+                pc[npc++] = (grad_piece){v.data, v.dtype, done, take, used};
+                used += take;
+                done += take;
+                if (used == cap) {
+                    bucket_flush(t, bucket, used, pc, &npc);
+                    used = 0;
+                }
+            }
+        }
+        if (used > 0) bucket_flush(t, bucket, used, pc, &npc);
+        free(bucket);
+        free(pc);
+    }
+    for (int64_t i = 0; i < n; i++) segrl_tensor_free(g[i]);
+    free(g);
+    free(has);
+#else
+    (void)t;
+#endif
+}
+
+/* Rank 0's parameters on every rank (after loading or building the model: one consistent start
+ * whatever each process read). */
+static void params_broadcast(trainer *t) {
+#ifdef SEGRL_TRAINER_DIST
+    if (t->world <= 1) return;
+    for (int64_t i = 0; i < t->n_params; i++) {
+        segrl_view v;
+        CK(segrl_tensor_view(t->params[i], &v));
+        CK(segrl_comm_broadcast(t->comm, v, 0, NULL));
+    }
+    if (t->device.type != SEGRL_DEVICE_CPU) CK(segrl_comm_wait(t->comm, NULL));
+#else
+    (void)t;
+#endif
 }
 
 // ----------------------------------------------------------------------------
@@ -542,8 +783,16 @@ static float score_text(segrl_reward *reward, const char *prompt, const char *re
 }
 
 /* Greedy responses to the evaluation problems; returns the fraction judged correct (reward >= 1,
- * the verifiers' "correct"). Optionally writes each response to `dump` (JSONL). */
-static double evaluate(trainer *t, FILE *dump, int64_t *out_correct) {
+ * the verifiers' "correct"). With several processes each rank answers its slice of the problems
+ * and the counts are summed. When dump_path is not NULL, rank 0 writes every response there
+ * (JSONL, in problem order). */
+static double evaluate(trainer *t, const char *dump_path, int64_t *out_correct) {
+    char *dbuf = NULL;
+    size_t dlen = 0;
+    FILE *dump = dump_path ? open_memstream(&dbuf, &dlen) : NULL;
+    if (dump_path && !dump) die("open_memstream: %s", strerror(errno));
+    int64_t e0, e1;
+    rank_slice(t, t->eval_n, &e0, &e1);
     int64_t max_new = ex_config_int(&t->cfg, "eval.max_new_tokens");
     if (max_new <= 0) max_new = ex_config_int(&t->cfg, "gen.max_new_tokens");
     int64_t chunk = ex_config_int(&t->cfg, "eval.batch");
@@ -560,8 +809,8 @@ static double evaluate(trainer *t, FILE *dump, int64_t *out_correct) {
     size_t toks_cap = 0;
     int32_t prev;
     CK(segrl_set_grad_enabled(0, &prev));
-    for (int64_t s = 0; s < t->eval_n; s += chunk) {
-        int64_t nb = t->eval_n - s < chunk ? t->eval_n - s : chunk;
+    for (int64_t s = e0; s < e1; s += chunk) {
+        int64_t nb = e1 - s < chunk ? e1 - s : chunk;
         offs[0] = 0;
         for (int64_t i = 0; i < nb; i++) {
             const tok_item *it = &t->test_tok[t->eval_idx[s + i]];
@@ -603,6 +852,21 @@ static double evaluate(trainer *t, FILE *dump, int64_t *out_correct) {
     free(lens);
     free(offs);
     free(toks);
+    double c = (double)correct;
+    dist_reduce(t, &c, 1, 0);
+    correct = (int64_t)c;
+    if (dump) {
+        if (fclose(dump) != 0) die("evaluation dump: %s", strerror(errno));
+        size_t n;
+        char *all = dist_gather_bytes(t, dbuf, dlen, &n);
+        FILE *f = t->rank == 0 ? fopen(dump_path, "w") : NULL;
+        if (f) {
+            if (fwrite(all, 1, n, f) != n) fprintf(stderr, "%s: cannot write %s\n", g_program, dump_path);
+            fclose(f);
+        }
+        free(all);
+        free(dbuf);
+    }
     if (out_correct) *out_correct = correct;
     return t->eval_n ? (double)correct / (double)t->eval_n : 0.0;
 }
@@ -611,11 +875,9 @@ static double eval_report(trainer *t, const char *when, int64_t step) {
     char path[4096], name[128];
     snprintf(name, sizeof name, "eval-%s.jsonl", when);
     path_join(path, sizeof path, t->out_dir, name);
-    FILE *dump = fopen(path, "w");
     double t0 = ex_now();
     int64_t k;
-    double acc = evaluate(t, dump, &k);
-    if (dump) fclose(dump);
+    double acc = evaluate(t, path, &k);
     double lo, hi;
     ex_wilson_interval(k, t->eval_n, 1.96, &lo, &hi);
     ex_progress_log(&t->prog,
@@ -640,7 +902,7 @@ static void sft_run(trainer *t) {
     ex_sampler smp;
     if (ex_sampler_init(&smp, t->train.n, mix64(t->seed, 101)) != 0) die("out of memory");
     char mpath[4096];
-    path_join(mpath, sizeof mpath, t->out_dir, "sft_metrics.jsonl");
+    metrics_path(t, "sft_metrics.jsonl", mpath, sizeof mpath);
     ex_metrics *m;
     CK(ex_metrics_open(mpath, -1, &m));
     int64_t *idx = xcalloc((size_t)bs, sizeof *idx);
@@ -659,17 +921,22 @@ static void sft_run(trainer *t) {
         if (max_s > 0 && ex_now() - t0 >= max_s) break;
         double ts = ex_now();
         ex_sampler_next(&smp, bs, idx);
+        /* every rank draws the same global batch and trains on its slice of rows */
+        int64_t g0, g1;
+        rank_slice(t, bs, &g0, &g1);
+        const int64_t *lidx = idx + g0;
+        int64_t lb = g1 - g0 > 0 ? g1 - g0 : 0;
         int64_t w = 2, ntgt = 0;
-        for (int64_t b = 0; b < bs; b++) {
-            const tok_item *it = &t->train_tok[idx[b]];
+        for (int64_t b = 0; b < lb; b++) {
+            const tok_item *it = &t->train_tok[lidx[b]];
             int64_t L = it->prompt_len + it->solution_len;
             if (L > W) L = W;
             if (L > w) w = L;
         }
         /* rows: prompt + solution (+ EOS), right-padded; targets: the solution's tokens */
-        memset(am, 0, (size_t)(bs * w));
-        for (int64_t b = 0; b < bs; b++) {
-            const tok_item *it = &t->train_tok[idx[b]];
+        memset(am, 0, (size_t)(lb * w));
+        for (int64_t b = 0; b < lb; b++) {
+            const tok_item *it = &t->train_tok[lidx[b]];
             for (int64_t j = 0; j < w; j++) {
                 int64_t k = b * w + j;
                 int64_t L = it->prompt_len + it->solution_len;
@@ -686,23 +953,28 @@ static void sft_run(trainer *t) {
                 }
             }
         }
-        for (int64_t k = 0; k < bs * w; k++) g[k] = tgt[k] >= 0 ? -1.0f / (float)ntgt : 0.0f;
-        segrl_tensor *tt = tensor(tok, SEGRL_DTYPE_I64, bs, w, t->device);
-        segrl_tensor *mt = tensor(am, SEGRL_DTYPE_U8, bs, w, t->device);
-        segrl_tensor *gt = tensor(tgt, SEGRL_DTYPE_I64, bs, w, t->device);
-        segrl_tensor *gg = tensor(g, SEGRL_DTYPE_F32, bs, w, t->device);
+        double gnt = (double)ntgt; /* the global number of targets: the loss's normalizer */
+        dist_reduce(t, &gnt, 1, 0);
+        for (int64_t k = 0; k < lb * w; k++) g[k] = tgt[k] >= 0 ? -1.0f / (float)gnt : 0.0f;
+        segrl_tensor *tt = tensor(tok, SEGRL_DTYPE_I64, lb, w, t->device);
+        segrl_tensor *mt = tensor(am, SEGRL_DTYPE_U8, lb, w, t->device);
+        segrl_tensor *gt = tensor(tgt, SEGRL_DTYPE_I64, lb, w, t->device);
+        segrl_tensor *gg = tensor(g, SEGRL_DTYPE_F32, lb, w, t->device);
         segrl_tensor *logits, *logp;
         CK(segrl_optimizer_zero_grad(opt));
         CK(segrl_model_forward(t->model, tt, mt, SEGRL_OUTPUT_LOGITS, &logits));
         CK(segrl_autograd_logprobs(logits, gt, NULL, &logp, NULL));
         CK(segrl_tensor_backward(logp, gg));
-        to_host(logp, lp, (size_t)(bs * w) * sizeof *lp);
+        to_host(logp, lp, (size_t)(lb * w) * sizeof *lp);
+        grads_allreduce(t);
         segrl_step_info info;
         CK(segrl_optimizer_step(opt, 1.0, &info));
         double loss = 0;
-        for (int64_t k = 0; k < bs * w; k++)
+        for (int64_t k = 0; k < lb * w; k++)
             if (tgt[k] >= 0) loss -= lp[k];
-        loss /= (double)(ntgt ? ntgt : 1);
+        dist_reduce(t, &loss, 1, 0);
+        loss /= gnt > 0 ? gnt : 1;
+        ntgt = (int64_t)gnt;
         segrl_tensor_free(tt);
         segrl_tensor_free(mt);
         segrl_tensor_free(gt);
@@ -742,7 +1014,7 @@ static void sft_run(trainer *t) {
     path_join(sdir, sizeof sdir, t->out_dir, "sft-model");
     save_model(t, sdir);
     printf("warm-up model saved to %s\n", sdir);
-    if (ex_config_bool(&t->cfg, "run.plot")) {
+    if (ex_config_bool(&t->cfg, "run.plot") && t->rank == 0) {
         const char *keys[] = {"sft_loss", "test_accuracy", "tokens_per_s", "grad_norm"};
         char png[4096];
         path_join(png, sizeof png, t->out_dir, "sft_metrics.png");
@@ -766,10 +1038,10 @@ static segrl_status score_cb(void *user, int64_t prompt, const int32_t *tokens, 
                              int64_t prompt_len, float *out_reward) {
     trainer *t = user;
     ex_timer_start(&t->t_score);
-    const ex_problem *pb = &t->train.items[t->batch_items[prompt]];
+    const ex_problem *pb = &t->train.items[t->batch_items[t->batch_base + prompt]];
     char *resp = decode(t, tokens + prompt_len, n_tokens - prompt_len);
     *out_reward = score_text(t->reward, pb->question, resp, tokens + prompt_len,
-                             n_tokens - prompt_len, pb->reference, &t->reward_failures);
+                             n_tokens - prompt_len, pb->reference, &t->reward_failures_step);
     free(resp);
     ex_timer_stop(&t->t_score);
     return SEGRL_OK;
@@ -930,6 +1202,7 @@ typedef struct upd_batch {
     uint8_t *lmask;    /* (B, W) loss mask (shifted) */
     uint8_t *pmask;    /* (B, W) SPO probability mask, or NULL */
     float *rewards;    /* (B) */
+    int64_t *gprompt;  /* (B) global prompt index of each row (its group) */
     float *old_values; /* (B, W) ppo */
     float *returns;    /* (B, W) ppo */
 } upd_batch;
@@ -944,13 +1217,25 @@ static void upd_free(upd_batch *u) {
     free(u->lmask);
     free(u->pmask);
     free(u->rewards);
+    free(u->gprompt);
     free(u->old_values);
     free(u->returns);
     memset(u, 0, sizeof *u);
 }
 
-/* The packed rollout batch as padded, shifted arrays: position t of row b predicts token t+1. */
-static void upd_build(upd_batch *u, const segrl_rollout_batch *b, const float *tok_adv) {
+/* qsort order of row indices by their prompt, then by position (a stable sort) */
+static const int64_t *g_sort_prompt;
+static int by_prompt_cmp(const void *a, const void *b) {
+    int64_t i = *(const int64_t *)a, j = *(const int64_t *)b;
+    int64_t pi = g_sort_prompt[i], pj = g_sort_prompt[j];
+    return pi < pj ? -1 : pi > pj ? 1 : (i > j) - (i < j);
+}
+
+/* The packed rollout batch as padded, shifted arrays: position t of row b predicts token t+1.
+ * Rows are put in prompt order (SPO-tree's episodes come level by level), so that a prompt's
+ * samples are adjacent and every rank's rows of a minibatch are one run. */
+static void upd_build(upd_batch *u, const segrl_rollout_batch *b, const float *tok_adv,
+                      int64_t prompt_base) {
     memset(u, 0, sizeof *u);
     u->B = b->num_seqs;
     u->W = 2;
@@ -968,12 +1253,19 @@ static void upd_build(upd_batch *u, const segrl_rollout_batch *b, const float *t
     u->lmask = xcalloc(BW, 1);
     if (b->prob_mask) u->pmask = xcalloc(BW, 1);
     u->rewards = xcalloc((size_t)u->B, sizeof *u->rewards);
-    for (int64_t i = 0; i < u->B; i++) {
+    u->gprompt = xcalloc((size_t)u->B, sizeof *u->gprompt);
+    int64_t *order = xcalloc((size_t)u->B, sizeof *order);
+    for (int64_t i = 0; i < u->B; i++) order[i] = i;
+    g_sort_prompt = b->prompt;
+    qsort(order, (size_t)u->B, sizeof *order, by_prompt_cmp);
+    for (int64_t row = 0; row < u->B; row++) {
+        int64_t i = order[row];
         int64_t o = b->offsets[i], L = b->offsets[i + 1] - o;
-        u->len[i] = L;
-        u->rewards[i] = b->rewards[i];
+        u->len[row] = L;
+        u->rewards[row] = b->rewards[i];
+        u->gprompt[row] = prompt_base + b->prompt[i];
         for (int64_t j = 0; j < u->W; j++) {
-            int64_t k = i * u->W + j;
+            int64_t k = row * u->W + j;
             u->tgt[k] = -1;
             if (j < L) {
                 u->tok[k] = b->tokens[o + j];
@@ -988,6 +1280,7 @@ static void upd_build(upd_batch *u, const segrl_rollout_batch *b, const float *t
             }
         }
     }
+    free(order);
 }
 
 /* Rows [r0, r1) of a (B, W) array, cut to width w, as a new tensor. */
@@ -1070,9 +1363,10 @@ static segrl_policy_loss_opts loss_opts(const trainer *t) {
     return o;
 }
 
-/* The aggregation's normalizer over rows [r0, r1) (a minibatch), so that its micro-batches sum
- * to the minibatch's loss. */
-static double normalizer(const trainer *t, const upd_batch *u, int64_t r0, int64_t r1, int agg) {
+/* The trained tokens and the sequences with at least one of them in rows [r0, r1) (a minibatch's
+ * rows on this rank): summed over the ranks, the aggregation's normalizer, so that the
+ * micro-batches of every rank add up to the minibatch's loss. */
+static void loss_counts(const upd_batch *u, int64_t r0, int64_t r1, double *tokens, double *seqs) {
     double nt = 0, ns = 0;
     for (int64_t r = r0; r < r1; r++) {
         int64_t c = 0;
@@ -1081,11 +1375,16 @@ static double normalizer(const trainer *t, const upd_batch *u, int64_t r0, int64
         nt += (double)c;
         ns += c > 0;
     }
+    *tokens = nt;
+    *seqs = ns;
+}
+
+static double normalizer(const trainer *t, double tokens, double seqs, int agg) {
     switch (agg) {
-    case SEGRL_AGG_TOKEN_MEAN: return nt;
+    case SEGRL_AGG_TOKEN_MEAN: return tokens;
     case SEGRL_AGG_SEQ_MEAN_TOKEN_SUM_NORM:
         return (double)ex_config_int(&t->cfg, "gen.max_new_tokens"); /* Dr. GRPO's constant */
-    default: return ns;
+    default: return seqs;
     }
 }
 
@@ -1135,7 +1434,12 @@ static void ppo_values_and_gae(trainer *t, upd_batch *u, int64_t micro) {
     CK(segrl_gae(&lay, vr, vv, vm, (float)ex_config_float(&t->cfg, "algo.gamma"),
                  (float)ex_config_float(&t->cfg, "algo.lambda"), &ex, va, vR));
     segrl_whiten_opts wo = segrl_whiten_opts_default();
-    CK(segrl_whiten(&lay, va, vm, segrl_view_none(), 1, &wo, &ex, va));
+#ifdef SEGRL_TRAINER_DIST
+    if (t->world > 1) /* the statistics of every rank's tokens */
+        CK(segrl_dist_whiten(t->comm, &lay, va, vm, segrl_view_none(), 1, &wo, va));
+    else
+#endif
+        CK(segrl_whiten(&lay, va, vm, segrl_view_none(), 1, &wo, &ex, va));
     free(ex.workspace);
     free(rw);
 }
@@ -1143,25 +1447,42 @@ static void ppo_values_and_gae(trainer *t, upd_batch *u, int64_t micro) {
 static void update(trainer *t, upd_batch *u, upd_stats *st) {
     int64_t epochs = ex_config_int(&t->cfg, "algo.ppo_epochs");
     int64_t mbs = ex_config_int(&t->cfg, "algo.minibatches");
-    if (mbs > u->B) mbs = u->B;
+    int64_t P = ex_config_int(&t->cfg, "algo.batch_prompts");
+    if (mbs > P) mbs = P;
     int64_t micro = ex_config_int(&t->cfg, "algo.micro_batch");
-    if (micro <= 0) micro = u->B;
+    if (micro <= 0) micro = u->B > 0 ? u->B : 1;
     segrl_policy_loss_opts lo = loss_opts(t);
     int ppo = t->estimator == EST_PPO;
     if (ppo) ppo_values_and_gae(t, u, micro);
     memset(st, 0, sizeof *st);
-    /* Minibatches and their normalizers are fixed on the whole batch. When the loss is the
-     * policy term alone (no KL, entropy or value term), a sequence whose advantages are all 0
-     * adds exactly 0 to the loss and the gradient: it is left out of the forward/backward (in
-     * GRPO most groups have equal rewards), which changes nothing but the time and the
-     * statistics (kl, entropy, clip fractions are then over the sequences with a signal). */
+    /* Minibatches and their normalizers are fixed on the whole (global) batch. A minibatch is the
+     * samples of a contiguous range of the batch's prompts, [P mb / mbs, P (mb + 1) / mbs): a
+     * group never straddles two minibatches, and a rank's rows of minibatch mb are a contiguous
+     * run of its rows (its prompts are a contiguous range too). Rows that do not come in prompt
+     * order (a replay batch) are cut by row count instead.
+     * When the loss is the policy term alone (no KL, entropy or value term), a sequence whose
+     * advantages are all 0 adds exactly 0 to the loss and the gradient: it is left out of the
+     * forward/backward (in GRPO most groups have equal rewards), which changes nothing but the
+     * time and the statistics (kl, entropy, clip fractions are then over the sequences with a
+     * signal). */
     int64_t *mb_lo = xcalloc((size_t)mbs + 1, sizeof *mb_lo);
     int64_t *mb_hi = xcalloc((size_t)mbs + 1, sizeof *mb_hi);
     double *mb_norm = xcalloc((size_t)mbs + 1, sizeof *mb_norm);
-    for (int64_t mb = 0; mb < mbs; mb++) {
-        mb_lo[mb] = u->B * mb / mbs;
-        mb_hi[mb] = u->B * (mb + 1) / mbs;
-        mb_norm[mb] = normalizer(t, u, mb_lo[mb], mb_hi[mb], lo.agg);
+    double *cnt = xcalloc((size_t)mbs * 3 + 1, sizeof *cnt); /* tokens, seqs, rows per minibatch */
+    int by_prompt = 1;
+    for (int64_t r = 0; r < u->B && by_prompt; r++)
+        by_prompt = u->gprompt[r] >= 0 && u->gprompt[r] < P &&
+                    (r == 0 || u->gprompt[r] >= u->gprompt[r - 1]);
+    for (int64_t mb = 0, r = 0; mb < mbs; mb++) {
+        if (by_prompt) {
+            mb_lo[mb] = r;
+            while (r < u->B && u->gprompt[r] * mbs / P == mb) r++;
+            mb_hi[mb] = r;
+        } else {
+            mb_lo[mb] = u->B * mb / mbs;
+            mb_hi[mb] = u->B * (mb + 1) / mbs;
+        }
+        loss_counts(u, mb_lo[mb], mb_hi[mb], &cnt[3 * mb], &cnt[3 * mb + 1]);
     }
     int skip_zero = !ppo && !t->ref && lo.entropy_coef == 0;
     if (skip_zero) {
@@ -1184,6 +1505,7 @@ static void update(trainer *t, upd_batch *u, upd_stats *st) {
                 if (u->pmask) memmove(u->pmask + o * W, u->pmask + r * W, W);
                 u->len[o] = u->len[r];
                 u->rewards[o] = u->rewards[r];
+                u->gprompt[o] = u->gprompt[r];
             }
             o++;
         }
@@ -1198,10 +1520,15 @@ static void update(trainer *t, upd_batch *u, upd_stats *st) {
     } else {
         st->active = (double)u->B;
     }
+    /* the global counts: every rank takes the same decisions (skip a minibatch, its normalizer) */
+    for (int64_t mb = 0; mb < mbs; mb++) cnt[3 * mb + 2] = (double)(mb_hi[mb] - mb_lo[mb]);
+    dist_reduce(t, cnt, 3 * mbs, 0);
+    for (int64_t mb = 0; mb < mbs; mb++)
+        mb_norm[mb] = normalizer(t, cnt[3 * mb], cnt[3 * mb + 1], lo.agg);
     for (int64_t e = 0; e < epochs; e++) {
         for (int64_t mb = 0; mb < mbs; mb++) {
             int64_t m0 = mb_lo[mb], m1 = mb_hi[mb];
-            if (m1 <= m0) continue; /* no sequence with a signal: no update */
+            if (cnt[3 * mb + 2] == 0) continue; /* no sequence with a signal: no update */
             lo.normalizer = mb_norm[mb];
             if (lo.normalizer <= 0) continue; /* nothing to train on */
             CK(segrl_optimizer_zero_grad(t->opt));
@@ -1272,11 +1599,14 @@ static void update(trainer *t, upd_batch *u, upd_stats *st) {
                 segrl_tensor *fr[] = {loss, logp, ent, vals, ref_logp, old, adv, msk, pm, ov, ret};
                 for (size_t k = 0; k < sizeof fr / sizeof fr[0]; k++) segrl_tensor_free(fr[k]);
             }
-            if (nonfinite) {
+            double bad = nonfinite; /* any rank's: every rank skips this update */
+            dist_reduce(t, &bad, 1, 1);
+            if (bad > 0) {
                 CK(segrl_optimizer_zero_grad(t->opt)); /* drop what earlier micro-batches added */
                 st->skipped_nonfinite += 1;
                 continue;
             }
+            grads_allreduce(t);
             segrl_step_info info;
             CK(segrl_optimizer_step(t->opt, 1.0, &info));
             if (info.skipped) st->skipped_grad += 1;
@@ -1289,6 +1619,15 @@ static void update(trainer *t, upd_batch *u, upd_stats *st) {
     free(mb_lo);
     free(mb_hi);
     free(mb_norm);
+    free(cnt);
+    /* the additive statistics over the ranks (the loss terms are each rank's share of the
+     * minibatch's loss; kl ... approx_kl are token-weighted sums until divided below) */
+    double sums[] = {st->loss, st->pg_loss, st->value_loss, st->kl, st->entropy, st->clip_lo,
+                     st->clip_hi, st->dual, st->approx_kl, st->tokens, st->active};
+    dist_reduce(t, sums, (int64_t)(sizeof sums / sizeof sums[0]), 0);
+    st->loss = sums[0], st->pg_loss = sums[1], st->value_loss = sums[2], st->kl = sums[3];
+    st->entropy = sums[4], st->clip_lo = sums[5], st->clip_hi = sums[6], st->dual = sums[7];
+    st->approx_kl = sums[8], st->tokens = sums[9], st->active = sums[10];
     if (st->updates > 0) {
         st->loss /= st->updates;
         st->pg_loss /= st->updates;
@@ -1364,6 +1703,22 @@ static void outcome_advantages(trainer *t, const segrl_rollout_batch *b, float *
     ex.workspace = ws ? xcalloc(ws, 1) : NULL;
     ex.workspace_bytes = ws;
     segrl_view vo = segrl_view_1d(out, SEGRL_DTYPE_F32, cpu, b->num_tokens);
+#ifdef SEGRL_TRAINER_DIST
+    if (t->world > 1) {
+        /* groups are the global prompts; group and batch statistics over every rank */
+        int64_t *gid = xcalloc((size_t)b->num_seqs, sizeof *gid);
+        for (int64_t i = 0; i < b->num_seqs; i++) gid[i] = t->batch_base + b->prompt[i];
+        in.group_index = segrl_view_1d(gid, SEGRL_DTYPE_I64, cpu, b->num_seqs);
+        in.num_groups = ex_config_int(&t->cfg, "algo.batch_prompts");
+        if (op == SEGRL_OP_RLOO) CK(segrl_dist_rloo(t->comm, &lay, &in, &oo, vo, segrl_view_none()));
+        else if (op == SEGRL_OP_REINFORCE_PP_BASELINE)
+            CK(segrl_dist_reinforce_pp_baseline(t->comm, &lay, &in, &oo, vo, segrl_view_none()));
+        else CK(segrl_dist_grpo(t->comm, &lay, &in, &oo, vo, segrl_view_none()));
+        free(gid);
+        free(ex.workspace);
+        return;
+    }
+#endif
     if (op == SEGRL_OP_RLOO) CK(segrl_rloo(&lay, &in, &oo, &ex, vo, segrl_view_none()));
     else if (op == SEGRL_OP_REINFORCE_PP_BASELINE)
         CK(segrl_reinforce_pp_baseline(&lay, &in, &oo, &ex, vo, segrl_view_none()));
@@ -1374,26 +1729,36 @@ static void outcome_advantages(trainer *t, const segrl_rollout_batch *b, float *
 static void rl_step(trainer *t, int64_t step, ex_metrics *m) {
     int64_t P = ex_config_int(&t->cfg, "algo.batch_prompts");
     int64_t maxnew = ex_config_int(&t->cfg, "gen.max_new_tokens");
+    /* every rank draws the same P prompts and rolls out its slice [p0, p0 + LP) of them */
     ex_sampler_next(&t->rl_sampler, P, t->batch_items);
-    int64_t *offs = xcalloc((size_t)P + 1, sizeof *offs);
-    for (int64_t p = 0; p < P; p++) {
-        const tok_item *it = &t->train_tok[t->batch_items[p]];
+    int64_t p0, p1;
+    rank_slice(t, P, &p0, &p1);
+    int64_t LP = p1 - p0;
+    t->batch_base = p0;
+    const int64_t *items = t->batch_items + p0;
+    int64_t *offs = xcalloc((size_t)LP + 1, sizeof *offs);
+    for (int64_t p = 0; p < LP; p++) {
+        const tok_item *it = &t->train_tok[items[p]];
         int64_t pl = it->prompt_len;
         if (pl + maxnew > t->ctx) pl = t->ctx - maxnew > 1 ? t->ctx - maxnew : 1;
         offs[p + 1] = offs[p] + pl;
     }
-    int32_t *ptok = xcalloc((size_t)offs[P], sizeof *ptok);
-    for (int64_t p = 0; p < P; p++) {
-        const tok_item *it = &t->train_tok[t->batch_items[p]];
+    int32_t *ptok = xcalloc((size_t)offs[LP], sizeof *ptok);
+    for (int64_t p = 0; p < LP; p++) {
+        const tok_item *it = &t->train_tok[items[p]];
         int64_t pl = offs[p + 1] - offs[p];
         memcpy(ptok + offs[p], it->prompt + (it->prompt_len - pl), (size_t)pl * sizeof *ptok);
     }
-    segrl_rollout_prompts pr = {P, offs, ptok, t->batch_items};
+    segrl_rollout_prompts pr = {LP, offs, ptok, items};
     segrl_rollout_config rc = rollout_config(t, step);
+    /* request seeds from the global prompt index: a prompt is sampled alike on any rank layout */
+    rc.seed_scope = SEGRL_ROLLOUT_SEED_PROMPT;
+    rc.prompt_base = p0;
     segrl_rollout *r;
     CK(segrl_rollout_init(&rc, &pr, score_cb, t, &r));
     ex_timer_reset(&t->t_score);
     t->gen_tokens_step = 0;
+    t->reward_failures_step = 0;
     double t0 = ex_now();
     CK(segrl_rollout_run(r, gen_cb, t));
     cache_clear(t);
@@ -1411,7 +1776,7 @@ static void rl_step(trainer *t, int64_t step, ex_metrics *m) {
         segrl_rollout_tree tr;
         CK(segrl_rollout_tree_get(r, &tr));
         double sum = 0, sum2 = 0, nleaf = 0, ncorrect = 0, mixed = 0, len = 0;
-        for (int64_t p = 0; p < P; p++) {
+        for (int64_t p = 0; p < LP; p++) {
             float first = NAN;
             int mix = 0;
             for (int64_t k = 0; k < tr.num_nodes; k++) {
@@ -1431,6 +1796,9 @@ static void rl_step(trainer *t, int64_t step, ex_metrics *m) {
             }
             mixed += mix;
         }
+        double tot[] = {sum, sum2, nleaf, ncorrect, mixed, len};
+        dist_reduce(t, tot, 6, 0);
+        sum = tot[0], sum2 = tot[1], nleaf = tot[2], ncorrect = tot[3], mixed = tot[4], len = tot[5];
         double mean = nleaf ? sum / nleaf : 0;
         ex_metrics_set(m, "reward_mean", mean);
         ex_metrics_set(m, "reward_std", nleaf ? sqrt(fmax(0, sum2 / nleaf - mean * mean)) : 0);
@@ -1438,11 +1806,18 @@ static void rl_step(trainer *t, int64_t step, ex_metrics *m) {
         ex_metrics_set(m, "mixed_groups", mixed / (double)P);
         ex_metrics_set(m, "response_len", nleaf ? len / nleaf : 0);
     } else {
-        CK(ex_metrics_set_rewards(m, b.rewards, P, b.num_seqs / P, 1.0f));
-        double len = 0;
+        /* every rank's trajectories: G per prompt, in prompt order */
+        size_t nbytes;
+        char *all = dist_gather_bytes(t, (const char *)b.rewards, (size_t)b.num_seqs * sizeof(float),
+                                      &nbytes);
+        int64_t nseq = (int64_t)(nbytes / sizeof(float));
+        CK(ex_metrics_set_rewards(m, (const float *)all, P, nseq / P, 1.0f));
+        free(all);
+        double len[2] = {0, (double)b.num_seqs};
         for (int64_t i = 0; i < b.num_seqs; i++)
-            len += (double)(b.offsets[i + 1] - b.offsets[i] - b.context_len[i]);
-        ex_metrics_set(m, "response_len", b.num_seqs ? len / (double)b.num_seqs : 0);
+            len[0] += (double)(b.offsets[i + 1] - b.offsets[i] - b.context_len[i]);
+        dist_reduce(t, len, 2, 0);
+        ex_metrics_set(m, "response_len", len[1] > 0 ? len[0] / len[1] : 0);
     }
     const segrl_rollout_batch *train_b = &b;
     segrl_rollout_batch rb;
@@ -1457,7 +1832,7 @@ static void rl_step(trainer *t, int64_t step, ex_metrics *m) {
         outcome_advantages(t, train_b, tok_adv);
     }
     upd_batch u;
-    upd_build(&u, train_b, train_b->advantages ? train_b->advantages : tok_adv);
+    upd_build(&u, train_b, train_b->advantages ? train_b->advantages : tok_adv, t->batch_base);
     free(tok_adv);
     /* fault injection for tests/test-train.sh: a NaN advantage at this step must make the update
      * skip (and be reported), never be applied */
@@ -1475,6 +1850,19 @@ static void rl_step(trainer *t, int64_t step, ex_metrics *m) {
     update(t, &u, &us);
     double t_upd = ex_now() - tu;
     upd_free(&u);
+    /* counts summed and times maximized over the ranks (every rank keeps the same totals, so the
+     * sample budgets stop them at the same step) */
+    double cnts[] = {(double)rs.samples, (double)rs.tokens, (double)rs.mc_rollouts,
+                     (double)t->reward_failures_step, (double)train_b->num_seqs};
+    dist_reduce(t, cnts, 5, 0);
+    double times[] = {t_gen, t_score, t_adv, t_upd};
+    dist_reduce(t, times, 4, 1);
+    t_gen = times[0], t_score = times[1], t_adv = times[2], t_upd = times[3];
+    rs.samples = (int64_t)cnts[0];
+    rs.tokens = (int64_t)cnts[1];
+    rs.mc_rollouts = (int64_t)cnts[2];
+    t->reward_failures += (int64_t)cnts[3];
+    int64_t train_seqs = (int64_t)cnts[4];
     t->samples_total += rs.samples;
     t->tokens_total += rs.tokens;
     ex_metrics_set(m, "loss", us.loss);
@@ -1494,7 +1882,7 @@ static void rl_step(trainer *t, int64_t step, ex_metrics *m) {
     ex_metrics_set(m, "tokens_per_s", t_gen > 0 ? (double)rs.tokens / t_gen : 0);
     ex_metrics_set(m, "samples", (double)t->samples_total);
     ex_metrics_set(m, "gen_tokens", (double)t->tokens_total);
-    ex_metrics_set(m, "train_seqs", (double)train_b->num_seqs);
+    ex_metrics_set(m, "train_seqs", (double)train_seqs);
     ex_metrics_set(m, "active_seqs", us.active);
     if (rs.mc_rollouts) ex_metrics_set(m, "mc_rollouts", (double)rs.mc_rollouts);
     ex_metrics_set(m, "time_gen_s", t_gen);
@@ -1509,7 +1897,12 @@ static void rl_step(trainer *t, int64_t step, ex_metrics *m) {
 // ----------------------------------------------------------------------------
 // checkpoints
 
+/* Rank 0 writes the checkpoint (every rank holds the same state); the others wait for it. */
 static void ckpt_save(trainer *t, int64_t step) {
+    if (t->rank != 0) {
+        dist_barrier(t);
+        return;
+    }
     char root[4096], user[512], rng[80];
     path_join(root, sizeof root, t->out_dir, "checkpoints");
     ex_rng r;
@@ -1522,6 +1915,7 @@ static void ckpt_save(trainer *t, int64_t step) {
     CK(segrl_checkpoint_save(root, t->params, t->names, t->n_params, t->opt, step, t->seed, user));
     int64_t keep = ex_config_int(&t->cfg, "ckpt.keep");
     if (keep > 0) CK(segrl_checkpoint_prune(root, keep, NULL));
+    dist_barrier(t);
 }
 
 static int64_t json_int(const char *json, const char *key) {
@@ -1576,6 +1970,18 @@ static void pick_eval(trainer *t) {
     }
 }
 
+/* The communicator's end (MPI_Finalize under mpirun): every rank calls it once done. */
+static void dist_end(trainer *t) {
+#ifdef SEGRL_TRAINER_DIST
+    fflush(stdout);
+    segrl_comm_free(t->comm);
+    t->comm = NULL;
+    g_comm = NULL;
+#else
+    (void)t;
+#endif
+}
+
 int trainer_main(int argc, char **argv, const char *program, const char *const *presets,
                  int num_presets) {
     g_program = program;
@@ -1617,17 +2023,68 @@ int trainer_main(int argc, char **argv, const char *program, const char *const *
     t->estimator = ex_config_enum(&t->cfg, "algo.estimator");
     set_threads((int)ex_config_int(&t->cfg, "run.threads"));
     const char *dev = ex_config_str(&t->cfg, "run.device");
+    int cuda_index_given = strncmp(dev, "cuda:", 5) == 0;
     if (strcmp(dev, "cpu") == 0) t->device = segrl_cpu();
     else if (strncmp(dev, "cuda", 4) == 0) t->device = segrl_cuda(dev[4] == ':' ? atoi(dev + 5) : 0);
     else die("run.device: \"%s\" is not cpu, cuda or cuda:N", dev);
+    /* data parallelism: a world of one unless started by mpirun or a torchrun-style launcher */
+    t->rank = 0;
+    t->world = 1;
+#ifdef SEGRL_TRAINER_DIST
+    {
+        segrl_comm_opts co = segrl_comm_opts_default();
+        co.timeout_s = ex_config_float(&t->cfg, "dist.timeout_s");
+        if (t->device.type == SEGRL_DEVICE_CUDA)
+            co.cuda_device = cuda_index_given ? t->device.index : SEGRL_COMM_LOCAL_RANK;
+        CK(segrl_comm_init(&co, &t->comm));
+        g_comm = t->comm;
+        t->rank = segrl_comm_rank(t->comm);
+        t->world = segrl_comm_size(t->comm);
+        g_rank = t->rank;
+        /* "cuda" without an index: one GPU per process of a machine */
+        if (t->device.type == SEGRL_DEVICE_CUDA && !cuda_index_given)
+            t->device = segrl_cuda(segrl_comm_local_rank(t->comm));
+        if (t->world > 1 && t->rank > 0 && !ex_config_bool(&t->cfg, "dist.log_all_ranks") &&
+            !freopen("/dev/null", "w", stdout))
+            die("cannot silence stdout: %s", strerror(errno));
+    }
+#else
+    (void)cuda_index_given;
+#endif
+    if (t->world > 1) {
+        /* each rank needs at least one prompt (row) of every global batch */
+        int64_t P = ex_config_int(&t->cfg, "algo.batch_prompts");
+        int64_t bs = ex_config_int(&t->cfg, "sft.batch_size");
+        if (P < t->world)
+            die("algo.batch_prompts (%lld) must be at least the number of processes (%d)",
+                (long long)P, t->world);
+        if (ex_config_int(&t->cfg, "sft.steps") > 0 && bs < t->world)
+            die("sft.batch_size (%lld) must be at least the number of processes (%d)",
+                (long long)bs, t->world);
+    }
     char cpath[4096];
     path_join(cpath, sizeof cpath, t->out_dir, "config.json");
-    CK(ex_config_write_json(&t->cfg, cpath));
+    if (t->rank == 0) CK(ex_config_write_json(&t->cfg, cpath));
     printf("%s: segrl %s; configuration (changed keys):\n", program, segrl_version());
     ex_config_print(&t->cfg, stdout, 1);
+#ifdef SEGRL_TRAINER_DIST
+    if (t->world > 1)
+        printf("data-parallel: %d processes (%s), %d on this machine; global batch %lld prompts\n",
+               t->world, segrl_comm_backend(t->comm), segrl_comm_local_size(t->comm),
+               (long long)ex_config_int(&t->cfg, "algo.batch_prompts"));
+#endif
 
-    setup_data(t);
-    setup_model(t);
+    /* rank 0 writes what the others read (synthetic data, the tiny model's tokenizer) first */
+    if (t->rank == 0) {
+        setup_data(t);
+        setup_model(t);
+    }
+    dist_barrier(t);
+    if (t->rank != 0) {
+        setup_data(t);
+        setup_model(t);
+    }
+    params_broadcast(t);
     t->train_tok = tokenize_set(t, &t->train);
     t->test_tok = tokenize_set(t, &t->test);
     pick_eval(t);
@@ -1655,7 +2112,9 @@ int trainer_main(int argc, char **argv, const char *program, const char *const *
     if (ex_config_float(&t->cfg, "loss.kl_coef") > 0 && ex_config_enum(&t->cfg, "loss.kl_type") != 0) {
         char rdir[4096];
         path_join(rdir, sizeof rdir, t->out_dir, "ref-model");
-        if (!resuming || !file_exists(rdir)) save_model(t, rdir);
+        double need = !resuming || !file_exists(rdir); /* rank 0 and the others decide alike */
+        dist_reduce(t, &need, 1, 1);
+        if (need > 0) save_model(t, rdir);
         CK(segrl_model_load(rdir, SEGRL_DTYPE_F32, t->device, &t->ref));
     }
     int64_t replay_age = ex_config_int(&t->cfg, "spo.replay_max_age");
@@ -1667,12 +2126,13 @@ int trainer_main(int argc, char **argv, const char *program, const char *const *
         path_join(mdir, sizeof mdir, t->out_dir, "model");
         save_model(t, mdir);
         printf("model saved to %s\n", mdir);
+        dist_end(t);
         return 0;
     }
     char mpath[4096];
-    path_join(mpath, sizeof mpath, t->out_dir, "metrics.jsonl");
+    metrics_path(t, "metrics.jsonl", mpath, sizeof mpath);
     ex_metrics *m;
-    CK(ex_metrics_open(mpath, start > 0 ? start : -1, &m));
+    CK(ex_metrics_open(mpath, start > 0 && t->rank == 0 ? start : -1, &m));
     int64_t eval_every = ex_config_int(&t->cfg, "eval.every");
     int64_t ckpt_every = ex_config_int(&t->cfg, "ckpt.every");
     double max_s = ex_config_float(&t->cfg, "run.max_seconds");
@@ -1692,7 +2152,10 @@ int trainer_main(int argc, char **argv, const char *program, const char *const *
     int64_t step = start;
     double last_acc = acc0;
     while (step < steps) {
-        if (max_s > 0 && ex_now() - t0 >= max_s) {
+        /* rank 0's clock decides for everyone (the ranks must stop at the same step) */
+        double out_of_time = t->rank == 0 && max_s > 0 && ex_now() - t0 >= max_s;
+        dist_reduce(t, &out_of_time, 1, 1);
+        if (out_of_time > 0) {
             ex_progress_log(&t->prog, "run.max_seconds reached after %lld steps", (long long)step);
             break;
         }
@@ -1701,6 +2164,14 @@ int trainer_main(int argc, char **argv, const char *program, const char *const *
             ex_progress_log(&t->prog, "sample budget reached after %lld steps (%lld samples, %lld tokens)",
                             (long long)step, (long long)t->samples_total, (long long)t->tokens_total);
             break;
+        }
+        /* fault injection for tests/test-train-dist.sh: rank R leaves the job at step S
+         * (SEGRL_TRAIN_FAULT_EXIT="R,S"); the other ranks must stop with an error, not hang */
+        const char *fx = getenv("SEGRL_TRAIN_FAULT_EXIT");
+        if (fx && atoi(fx) == t->rank && strchr(fx, ',') && atoll(strchr(fx, ',') + 1) == step) {
+            fprintf(stderr, "%s: rank %d: leaving at step %lld (SEGRL_TRAIN_FAULT_EXIT)\n",
+                    g_program, t->rank, (long long)step);
+            _exit(3);
         }
         rl_step(t, step, m);
         step++;
@@ -1748,14 +2219,14 @@ int trainer_main(int argc, char **argv, const char *program, const char *const *
                (long long)t->eval_n, 100 * acc0, 100 * acc1);
     char summary[4096];
     path_join(summary, sizeof summary, t->out_dir, "summary.json");
-    FILE *f = fopen(summary, "w");
+    FILE *f = t->rank == 0 ? fopen(summary, "w") : NULL;
     if (f) {
         fprintf(f, "{\"steps\":%lld,\"rl_seconds\":%.3f,\"test_accuracy_before\":%.6f,"
                    "\"test_accuracy_after\":%.6f,\"eval_size\":%lld,\"samples\":%lld}\n",
                 (long long)step, rl_s, acc0, acc1, (long long)t->eval_n, (long long)t->samples_total);
         fclose(f);
     }
-    if (ex_config_bool(&t->cfg, "run.plot")) {
+    if (ex_config_bool(&t->cfg, "run.plot") && t->rank == 0) {
         int32_t nk2;
         const char *const *pk = ex_metrics_plot_keys(&nk2);
         char png[4096];
@@ -1765,5 +2236,6 @@ int trainer_main(int argc, char **argv, const char *program, const char *const *
         else
             printf("plot: %s\n", png);
     }
+    dist_end(t);
     return 0;
 }

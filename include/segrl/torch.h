@@ -90,6 +90,12 @@ SEGRL_API segrl_status segrl_tensor_grad(const segrl_tensor *t, segrl_tensor **o
 /* Sets t's accumulated gradient to zero (nothing when it has none). */
 SEGRL_API segrl_status segrl_tensor_zero_grad(segrl_tensor *t);
 
+/* Sets t's accumulated gradient to `grad` (shared, not copied: later backward passes accumulate
+ * into grad's memory), or drops it when grad is NULL. grad: the same shape, dtype and device as
+ * t; t must require gradients. Used by data-parallel trainers to give a gradient to a parameter
+ * that saw no data on this process before the gradients are all-reduced. */
+SEGRL_API segrl_status segrl_tensor_set_grad(segrl_tensor *t, const segrl_tensor *grad);
+
 /* Gradient recording on the calling thread (like torch.no_grad): segrl_set_grad_enabled(0, &prev)
  * opens a no-grad scope, segrl_set_grad_enabled(prev, NULL) closes it. out_previous may be NULL. */
 SEGRL_API segrl_status segrl_set_grad_enabled(int32_t enabled, int32_t *out_previous);
