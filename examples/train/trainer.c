@@ -205,6 +205,7 @@ typedef struct trainer {
     int32_t rank, world;
     int64_t batch_base; /* global index of this rank's first prompt in the current RL batch */
     int64_t reward_failures_step; /* this rank's failures in the current step */
+    ex_timer t_comm;              /* time in the gradient all-reduce (this step) */
 #ifdef SEGRL_TRAINER_DIST
     segrl_comm *comm;
 #endif
@@ -666,6 +667,7 @@ static void bucket_flush(trainer *t, float *bucket, int64_t used, grad_piece *pc
 static void grads_allreduce(trainer *t) {
 #ifdef SEGRL_TRAINER_DIST
     if (t->world <= 1) return;
+    ex_timer_start(&t->t_comm);
     int64_t n = t->n_params;
     segrl_tensor **g = xcalloc((size_t)n, sizeof *g);
     double *has = xcalloc((size_t)n, sizeof *has);
@@ -737,6 +739,7 @@ static void grads_allreduce(trainer *t) {
     for (int64_t i = 0; i < n; i++) segrl_tensor_free(g[i]);
     free(g);
     free(has);
+    ex_timer_stop(&t->t_comm);
 #else
     (void)t;
 #endif
@@ -1759,6 +1762,7 @@ static void rl_step(trainer *t, int64_t step, ex_metrics *m) {
     ex_timer_reset(&t->t_score);
     t->gen_tokens_step = 0;
     t->reward_failures_step = 0;
+    ex_timer_reset(&t->t_comm);
     double t0 = ex_now();
     CK(segrl_rollout_run(r, gen_cb, t));
     cache_clear(t);
@@ -1855,8 +1859,8 @@ static void rl_step(trainer *t, int64_t step, ex_metrics *m) {
     double cnts[] = {(double)rs.samples, (double)rs.tokens, (double)rs.mc_rollouts,
                      (double)t->reward_failures_step, (double)train_b->num_seqs};
     dist_reduce(t, cnts, 5, 0);
-    double times[] = {t_gen, t_score, t_adv, t_upd};
-    dist_reduce(t, times, 4, 1);
+    double times[] = {t_gen, t_score, t_adv, t_upd, ex_timer_total(&t->t_comm)};
+    dist_reduce(t, times, 5, 1);
     t_gen = times[0], t_score = times[1], t_adv = times[2], t_upd = times[3];
     rs.samples = (int64_t)cnts[0];
     rs.tokens = (int64_t)cnts[1];
@@ -1889,6 +1893,7 @@ static void rl_step(trainer *t, int64_t step, ex_metrics *m) {
     ex_metrics_set(m, "time_score_s", t_score);
     ex_metrics_set(m, "time_adv_s", t_adv);
     ex_metrics_set(m, "time_update_s", t_upd);
+    if (t->world > 1) ex_metrics_set(m, "time_allreduce_s", times[4]);
     segrl_rollout_free(r);
     free(offs);
     free(ptok);
