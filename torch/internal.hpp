@@ -7,6 +7,8 @@
 #include "segrl/torch.h"
 
 #include <ATen/ATen.h>
+// at::NoGradGuard (libtorch 2.x no longer brings it in through ATen.h)
+#include <ATen/core/grad_mode.h>
 
 #include <exception>
 #include <memory>
