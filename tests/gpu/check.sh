@@ -4,13 +4,14 @@
 # The GPU machine has nvcc, CMake and a python3 with a CUDA torch, but not the Debian libraries
 # the core links (cJSON, PCRE2, libcurl, OpenBLAS) nor pkg-config: tests/gpu/fetch-debs.sh puts
 # their .deb files in .gpu-deps/ here, and this script unpacks them (dpkg -x) into a private
-# prefix, points pkg-config at rewritten copies of their .pc files, configures with CUDA for the
-# local GPU's architecture and with the pip torch (libsegrl_torch, the trainer, the torch tests),
-# builds, runs the CUDA tests, the benchmarks (advantage segment tree loss generate, --device all),
-# then the rest of ctest. Every stage has a time limit; a failed stage does not stop the ones that
-# do not need it; the whole script keeps within GPU_CHECK_BUDGET seconds (default 480).
+# prefix, writes the prefix into their .pc files, configures with CUDA for the local GPU's
+# architecture and with the pip torch (libsegrl_torch, the trainer, the torch tests), builds, runs
+# the CUDA tests, the benchmarks (advantage, segment, tree with --device all; loss, generate with
+# --device cuda), then the rest of ctest. Every stage has a time limit; a failed stage does not
+# stop the ones that do not need it; the whole script keeps within GPU_CHECK_BUDGET seconds (480).
 # What it writes under $OUT (default ./gpu-out; at most 8 files come back from a device run):
-#   summary.txt   one line per stage (status, seconds), the ctest totals, failed tests
+#   summary.txt   one line per stage (status, seconds), where the four libraries came from, the
+#                 ctest totals and the failed tests
 #   device.txt    nvidia-smi, nvcc, torch, compiler, what the deps prefix supplied
 #   ctest.log     the CUDA tests, then all the others (--output-on-failure)
 #   bench.txt     the text output of every benchmark
@@ -22,7 +23,8 @@
 # GPU_DEPS_EXPOSE_ALL=1 (expose every carried library, not only those the system lacks),
 # GPU_DEPS_LDCONFIG=0/1 (register the carried libraries with ldconfig; default: only as root on a
 # machine where nvidia-smi sees a GPU), GPU_CHECK_SCALE (multiplies every stage's limit: a slow
-# machine), GPU_BENCH="advantage segment tree loss generate".
+# machine), GPU_BENCH="advantage segment tree loss generate", GPU_BENCH_DEVICE (all, cpu or cuda:
+# the same for every benchmark).
 set -uo pipefail
 root=$(pwd)
 export OUT=${OUT:-$root/gpu-out}
@@ -145,30 +147,42 @@ if ls "$deps"/*.deb > /dev/null 2>&1; then
     export LIBRARY_PATH=$libdirs${LIBRARY_PATH:+:$LIBRARY_PATH}
     export CPATH=$prefix/usr/include${CPATH:+:$CPATH}
     export CMAKE_PREFIX_PATH=$prefix/usr${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}
-    # programs that reset LD_LIBRARY_PATH (the install test) still find the carried libraries
-    ldc=${GPU_DEPS_LDCONFIG:-auto}
-    if [ "$ldc" = auto ]; then
-      ldc=0; [ "$(id -u)" = 0 ] && nvidia-smi -L > /dev/null 2>&1 && ldc=1
-    fi
-    if [ "$ldc" = 1 ] && [ -d /etc/ld.so.conf.d ]; then
-      echo "$prefix/lib" > /etc/ld.so.conf.d/zz-segrl-gpu-deps.conf && ldconfig
-    fi
+    ldconf_dirs=$prefix/lib
   fi
 else
   note "deps: no .deb files in .gpu-deps/ (tests/gpu/fetch-debs.sh; carry [\".gpu-deps\"]): using the system's"
 fi
 
 # ---- torch: the pip package's CMake files and its CUDA libraries ---------------------------
+ldconf_dirs=${ldconf_dirs:-}
+torch_args=
 torch_prefix=$("$py" -c 'import torch; print(torch.utils.cmake_prefix_path)' 2>/dev/null)
 if [ -n "$torch_prefix" ]; then
   site=$(dirname "$("$py" -c 'import torch, os; print(os.path.dirname(torch.__file__))' 2>/dev/null)")
   # torch's CUDA libraries (cuDNN, cuBLAS, NCCL, ... from the nvidia-* wheels): the linker needs
   # them for executables that link libtorch_cuda; the dist layer opens libnccl.so.2 itself
-  for d in $(find "$site/nvidia" -maxdepth 3 -type d -name lib 2>/dev/null | sort); do
-    LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$d
-  done
-  export LD_LIBRARY_PATH
+  nv=$(find "$site/nvidia" -maxdepth 3 -type d -name lib 2>/dev/null | sort | tr '\n' ':')
+  export LD_LIBRARY_PATH=${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}${nv%:}
+  # ... and so does the install test's downstream program, which links the installed
+  # libsegrl_torch (no RUNPATH) in a CMake project of its own (LDFLAGS seeds its link flags)
+  export LDFLAGS="${LDFLAGS:+$LDFLAGS }-Wl,-rpath-link,$nv$site/torch/lib"
+  ldconf_dirs="$ldconf_dirs $site/torch/lib ${nv//:/ }"
   export CMAKE_PREFIX_PATH=$torch_prefix${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}
+  # TorchConfig looks for c10 on the default paths first: a system libtorch (Debian's libc10.so)
+  # would be mixed in
+  [ -f "$site/torch/lib/libc10.so" ] && torch_args="-Dc10_LIBRARY=$site/torch/lib/libc10.so"
+fi
+
+# programs that reset LD_LIBRARY_PATH (the install test runs its downstream programs with only
+# the install prefix's lib/) still find the carried libraries and torch's: registered with
+# ldconfig after the system's own folders, on the disposable GPU machine only (see the knob)
+ldc=${GPU_DEPS_LDCONFIG:-auto}
+if [ "$ldc" = auto ]; then
+  ldc=0; [ "$(id -u)" = 0 ] && nvidia-smi -L > /dev/null 2>&1 && ldc=1
+fi
+if [ "$ldc" = 1 ] && [ -n "${ldconf_dirs// /}" ] && [ -d /etc/ld.so.conf.d ]; then
+  printf '%s\n' $ldconf_dirs > /etc/ld.so.conf.d/zz-segrl-gpu-check.conf && ldconfig
+  note "ldconfig: registered $(echo $ldconf_dirs | wc -w) folders (/etc/ld.so.conf.d/zz-segrl-gpu-check.conf)"
 fi
 
 device_info() {
@@ -186,7 +200,7 @@ device_info() {
   [ -d "$prefix/lib" ] && echo "carried libraries exposed: $(ls "$prefix/lib" | tr '\n' ' ')"
   grep -E 'GLIBC|^PRETTY' /etc/os-release 2>/dev/null; ldd --version | head -1
 }
-export cc jobs torch_prefix
+export cc jobs torch_prefix torch_args
 export -f device_info
 stage device 60 device_info
 
@@ -199,7 +213,7 @@ configure() {
   cmake -S "$root" -B "$build" $gen_arg -DCMAKE_BUILD_TYPE=Release \
     -DCMAKE_CUDA_ARCHITECTURES="$cc" "$@"
 }
-configure_torch() { configure; }
+configure_torch() { configure $torch_args; }
 configure_notorch() { rm -rf "$build"; configure -DSEGRL_TORCH=OFF; }
 build_all() {
   if [ -f "$build/build.ninja" ]; then cmake --build "$build" -j "$jobs" -- -k 0
@@ -227,9 +241,9 @@ ctest_rest() {
 }
 run_bench() {
   local bin=$bench_build/tests/bench/segrl-bench
-  echo "== segrl-bench $bench --device all ($bin)"
+  echo "== segrl-bench $bench --device $dev ($bin)"
   [ -x "$bin" ] || { echo "no $bin (build failed?)"; return 1; }
-  "$bin" "$bench" --device all --json "$logs/bench-$bench.json"
+  "$bin" "$bench" --device "$dev" --json "$logs/bench-$bench.json"
 }
 export -f ctest_cuda ctest_rest run_bench
 # segrl-bench links libsegrl_torch when torch was found: if the torch part did not build, a second
@@ -248,7 +262,9 @@ if [ -f "$build/CTestTestfile.cmake" ]; then
   stage ctest-cuda 180 ctest_cuda
   for b in $benches; do
     lim=90; [ "$b" = generate ] && lim=150
-    export bench=$b
+    # loss, generate: the CUDA rows only (their CPU rows take minutes; docs/performance.md has them)
+    export bench=$b dev=${GPU_BENCH_DEVICE:-all}
+    case $b in loss|generate) dev=${GPU_BENCH_DEVICE:-cuda} ;; esac
     stage "bench-$b" $lim run_bench
   done
   stage ctest-rest 300 ctest_rest
