@@ -251,7 +251,8 @@ export -f ctest_cuda ctest_rest run_bench
 export bench_build=$build
 if (( configured )) && [ ! -x "$build/tests/bench/segrl-bench" ] && grep -q 'ATen bridge ON' "$logs"/configure*.log; then
   build_notorch() {
-    cmake -S "$root" -B "$build-notorch" $gen_arg -DCMAKE_BUILD_TYPE=Release \
+    local g=$gen_arg; [ -f "$build-notorch/CMakeCache.txt" ] && g=
+    cmake -S "$root" -B "$build-notorch" $g -DCMAKE_BUILD_TYPE=Release \
       -DCMAKE_CUDA_ARCHITECTURES="$cc" -DSEGRL_TORCH=OFF -DSEGRL_BUILD_EXAMPLES=OFF &&
     cmake --build "$build-notorch" -j "$jobs" --target segrl-bench
   }

@@ -27,6 +27,7 @@ pkgs=(
   libgnutls30 libhogweed6 libnettle8 libgmp10 libp11-kit0 libtasn1-6 libffi8
 )
 rm -f "$dir"/*.deb
-(cd "$dir" && apt-get download "${pkgs[@]}")
+# (a machine whose package lists are missing or stale: update them once, then again)
+(cd "$dir" && { apt-get download "${pkgs[@]}" || { apt-get update -qq && apt-get download "${pkgs[@]}"; }; })
 ls -l "$dir"/*.deb | wc -l
 du -sh "$dir"
